@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let upcomingFeatures: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-message-store",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MessageStore", targets: ["MessageStore"]),
+        .library(name: "MessageStoreTesting", targets: ["MessageStoreTesting"]),
+        .executable(name: "QuickStart", targets: ["QuickStart"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0")
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CNATS",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"]), .brew(["cnats"])]
+        ),
+        .target(
+            name: "MessageStore",
+            dependencies: [
+                "CNATS",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcomingFeatures
+        ),
+        .target(
+            name: "MessageStoreTesting",
+            dependencies: ["MessageStore"],
+            swiftSettings: upcomingFeatures
+        ),
+        .executableTarget(
+            name: "QuickStart",
+            dependencies: ["MessageStore"],
+            path: "Examples/QuickStart",
+            swiftSettings: upcomingFeatures
+        ),
+        .testTarget(
+            name: "MessageStoreTests",
+            dependencies: ["MessageStore", "MessageStoreTesting"],
+            swiftSettings: upcomingFeatures
+        ),
+    ]
+)

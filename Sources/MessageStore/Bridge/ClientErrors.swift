@@ -1,0 +1,82 @@
+import CNATS
+
+/// Turns cnats statuses into typed errors. Call on the thread that saw the failure:
+/// `nats_GetLastError` is per thread.
+enum ClientErrors {
+    struct Context {
+        var operation: String
+        var subject: String? = nil
+        var stream: String? = nil
+        var consumer: String? = nil
+        /// Whether a timeout means an unacknowledged publish rather than a slow request.
+        var isPublish = false
+    }
+
+    static func make(
+        _ status: natsStatus,
+        jetStreamCode: jsErrCode = jsErrCode(rawValue: 0),
+        text explicitText: String? = nil,
+        _ context: Context
+    ) -> MessageStoreError {
+        let clientStatus = MessageStoreError.ClientStatus(
+            code: Int(status.rawValue),
+            text: String(cString: natsStatus_GetText(status))
+        )
+        let detail = explicitText ?? lastErrorText(status) ?? clientStatus.text
+        let jsCode = Int(jetStreamCode.rawValue)
+        let code: MessageStoreError.Code
+        let sentence: String
+        switch (status, jsCode) {
+        case (_, 10071):
+            code = .wrongExpectedSequence
+            sentence = "\(context.operation) failed: the subject's last sequence is not the expected one (\(detail))"
+        case (_, 10054), (NATS_MAX_PAYLOAD, _):
+            code = .messageTooLarge
+            sentence = "\(context.operation) failed: the message is larger than the stream or server accepts (\(detail))"
+        case (_, 10059):
+            code = .streamNotFound
+            sentence = "\(context.operation) failed: stream not found (\(detail))"
+        case (NATS_NO_RESPONDERS, _):
+            code = .noResponders
+            sentence = "\(context.operation) failed: no responders; no stream covers the subject or JetStream is not enabled"
+        case (NATS_TIMEOUT, _):
+            code = context.isPublish ? .publishTimedOut : .timedOut
+            sentence = context.isPublish
+                ? "\(context.operation) was not acknowledged in time; the message may or may not be stored"
+                : "\(context.operation) timed out"
+        case (NATS_CONNECTION_CLOSED, _):
+            code = .connectionClosed
+            sentence = "\(context.operation) failed: the NATS connection is closed"
+        case (NATS_NO_SERVER, _), (NATS_CONNECTION_AUTH_FAILED, _), (NATS_SECURE_CONNECTION_WANTED, _),
+            (NATS_SECURE_CONNECTION_REQUIRED, _), (NATS_CONNECTION_DISCONNECTED, _), (NATS_IO_ERROR, _),
+            (NATS_STALE_CONNECTION, _), (NATS_NOT_YET_CONNECTED, _):
+            code = .connectionFailed
+            sentence = "\(context.operation) failed: \(detail)"
+        case (NATS_INVALID_SUBJECT, _):
+            code = .invalidSubject
+            sentence = "\(context.operation) failed: invalid subject (\(detail))"
+        case (_, let jsCode) where jsCode != 0:
+            code = .serverError
+            sentence = "\(context.operation) failed: JetStream error \(jsCode): \(detail)"
+        default:
+            code = .clientError
+            sentence = "\(context.operation) failed: \(detail)"
+        }
+        return MessageStoreError(
+            code: code,
+            message: sentence,
+            subject: context.subject,
+            stream: context.stream,
+            consumer: context.consumer,
+            clientStatus: clientStatus,
+            jetStreamErrorCode: jsCode == 0 ? nil : jsCode
+        )
+    }
+
+    private static func lastErrorText(_ status: natsStatus) -> String? {
+        var lastStatus = NATS_OK
+        guard let text = nats_GetLastError(&lastStatus), lastStatus == status else { return nil }
+        let string = String(cString: text)
+        return string.isEmpty ? nil : string
+    }
+}

@@ -1,0 +1,200 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// JetStream's JSON administration API (`$JS.API.…`), spoken directly over NATS requests.
+///
+/// Requests and replies are plain JSON, so the store reads the fields it needs from any server
+/// version without depending on which fields a particular C client release knows.
+struct JetStreamAPI: Sendable {
+    let client: NATSClient
+
+    struct APIError: Decodable {
+        var code: Int
+        var errCode: Int?
+        var description: String?
+
+        enum CodingKeys: String, CodingKey {
+            case code
+            case errCode = "err_code"
+            case description
+        }
+    }
+
+    private struct ErrorProbe: Decodable {
+        var error: APIError?
+    }
+
+    /// Sends `request` to `$JS.API.<endpoint>` and decodes the reply, turning API errors into
+    /// typed errors.
+    func call<Response: Decodable>(
+        _ endpoint: String,
+        _ request: (some Encodable)?,
+        as _: Response.Type,
+        context: ClientErrors.Context
+    ) async throws(MessageStoreError) -> Response {
+        var body: [UInt8] = []
+        if let request {
+            do {
+                body = Array(try JSONEncoder().encode(request))
+            } catch {
+                throw MessageStoreError(
+                    code: .encodingFailed,
+                    message: "\(context.operation) failed: could not encode the request: \(error)",
+                    underlying: error
+                )
+            }
+        }
+        let reply = try await client.request(subject: "$JS.API." + endpoint, body: body, context: context)
+        let decoder = JSONDecoder()
+        do {
+            if let apiError = try decoder.decode(ErrorProbe.self, from: Data(reply)).error {
+                throw Self.error(apiError, context)
+            }
+            return try decoder.decode(Response.self, from: Data(reply))
+        } catch let error as MessageStoreError {
+            throw error
+        } catch {
+            throw MessageStoreError(
+                code: .serverError,
+                message: "\(context.operation) failed: unexpected reply from JetStream: \(error)",
+                subject: context.subject,
+                stream: context.stream,
+                underlying: error
+            )
+        }
+    }
+
+    static func error(_ apiError: APIError, _ context: ClientErrors.Context) -> MessageStoreError {
+        let text = apiError.description ?? "error \(apiError.code)"
+        let code: MessageStoreError.Code
+        switch apiError.errCode {
+        case 10059: code = .streamNotFound
+        case 10054: code = .messageTooLarge
+        case 10071: code = .wrongExpectedSequence
+        case nil where apiError.code == 503: code = .noResponders
+        default: code = .serverError
+        }
+        return MessageStoreError(
+            code: code,
+            message: "\(context.operation) failed: \(text)",
+            subject: context.subject,
+            stream: context.stream,
+            consumer: context.consumer,
+            jetStreamErrorCode: apiError.errCode
+        )
+    }
+}
+
+// MARK: Streams
+
+extension JetStreamAPI {
+    struct StreamConfig: Codable, Sendable {
+        var name: String
+        var subjects: [String]?
+        var retention: String? = "limits"
+        var maxConsumers: Int? = -1
+        var maxMsgs: Int64? = -1
+        var maxBytes: Int64?
+        var maxAge: Int64?
+        var maxMsgSize: Int32?
+        var storage: String?
+        var numReplicas: Int?
+        var duplicateWindow: Int64?
+        var discard: String? = "old"
+
+        enum CodingKeys: String, CodingKey {
+            case name, subjects, retention, storage, discard
+            case maxConsumers = "max_consumers"
+            case maxMsgs = "max_msgs"
+            case maxBytes = "max_bytes"
+            case maxAge = "max_age"
+            case maxMsgSize = "max_msg_size"
+            case numReplicas = "num_replicas"
+            case duplicateWindow = "duplicate_window"
+        }
+    }
+
+    struct StreamState: Decodable, Sendable {
+        var messages: UInt64
+        var bytes: UInt64
+        var firstSeq: UInt64
+        var lastSeq: UInt64
+        var consumerCount: Int
+
+        enum CodingKeys: String, CodingKey {
+            case messages, bytes
+            case firstSeq = "first_seq"
+            case lastSeq = "last_seq"
+            case consumerCount = "consumer_count"
+        }
+    }
+
+    struct StreamInfo: Decodable, Sendable {
+        var config: StreamConfig
+        var state: StreamState
+    }
+
+    private struct StreamListRequest: Encodable {
+        var offset: Int
+        var subject: String?
+    }
+
+    private struct StreamListResponse: Decodable {
+        var total: Int
+        var offset: Int
+        var limit: Int
+        var streams: [StreamInfo]?
+    }
+
+    /// Every stream whose subjects overlap `subjectFilter` (all streams when nil), with paging.
+    func streams(overlapping subjectFilter: String?) async throws(MessageStoreError) -> [StreamInfo] {
+        var result: [StreamInfo] = []
+        var offset = 0
+        while true {
+            let page = try await call(
+                "STREAM.LIST",
+                StreamListRequest(offset: offset, subject: subjectFilter),
+                as: StreamListResponse.self,
+                context: .init(operation: "listing streams", subject: subjectFilter)
+            )
+            let streams = page.streams ?? []
+            result += streams
+            offset += streams.count
+            if streams.isEmpty || offset >= page.total { return result }
+        }
+    }
+
+    func createStream(_ config: StreamConfig) async throws(MessageStoreError) -> StreamInfo {
+        try await call(
+            "STREAM.CREATE." + config.name,
+            config,
+            as: StreamInfo.self,
+            context: .init(operation: "creating stream \(config.name)", stream: config.name)
+        )
+    }
+
+    func streamInfo(_ name: String) async throws(MessageStoreError) -> StreamInfo {
+        try await call(
+            "STREAM.INFO." + name,
+            String?.none,
+            as: StreamInfo.self,
+            context: .init(operation: "reading stream \(name)", stream: name)
+        )
+    }
+
+    private struct SuccessResponse: Decodable {
+        var success: Bool?
+    }
+
+    func deleteStream(_ name: String) async throws(MessageStoreError) {
+        _ = try await call(
+            "STREAM.DELETE." + name,
+            String?.none,
+            as: SuccessResponse.self,
+            context: .init(operation: "deleting stream \(name)", stream: name)
+        )
+    }
+}

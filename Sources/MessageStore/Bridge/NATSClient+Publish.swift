@@ -1,0 +1,233 @@
+import CNATS
+import Synchronization
+
+extension NATSClient {
+    /// Publishes one message to JetStream and waits for its acknowledgement.
+    func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
+        let waitMilliseconds = timeout.milliseconds
+        return try await pool.run { () throws(MessageStoreError) -> PublishAck in
+            let message = try CMessage.make(publication)
+            // js_PublishMsg does not take ownership of the message.
+            defer { natsMsg_Destroy(message) }
+            var options = jsPubOptions()
+            jsPubOptions_Init(&options)
+            options.MaxWait = waitMilliseconds
+            var ack: UnsafeMutablePointer<jsPubAck>?
+            var errorCode = jsErrCode(rawValue: 0)
+            let status = self.withJetStream { jetStream in
+                js_PublishMsg(&ack, jetStream, message, &options, &errorCode)
+            }
+            defer { jsPubAck_Destroy(ack) }
+            guard status == NATS_OK, let ack else {
+                throw ClientErrors.make(
+                    status,
+                    jetStreamCode: errorCode,
+                    .init(operation: "publishing", subject: publication.subject, isPublish: true)
+                )
+            }
+            return PublishAck(
+                stream: ack.pointee.Stream.map { String(cString: $0) } ?? "",
+                sequence: ack.pointee.Sequence,
+                isDuplicate: ack.pointee.Duplicate
+            )
+        }
+    }
+
+    /// Publishes many messages with their acknowledgements in flight together.
+    ///
+    /// Each message gets its own result, in the order given. A dedicated JetStream context
+    /// carries this batch's acknowledgement callback, so batches never see each other's acks.
+    func publishPipelined(
+        _ publications: [Publication],
+        timeout: Duration,
+        maxInFlight: Int
+    ) async -> [Result<PublishAck, MessageStoreError>] {
+        guard !publications.isEmpty else { return [] }
+        let batch = PipelinedBatch(count: publications.count)
+        return await withCheckedContinuation { continuation in
+            batch.setContinuation(continuation)
+            pool.submit {
+                self.sendPipelined(publications, batch: batch, timeout: timeout, maxInFlight: maxInFlight)
+            }
+        }
+    }
+
+    private func sendPipelined(
+        _ publications: [Publication],
+        batch: PipelinedBatch,
+        timeout: Duration,
+        maxInFlight: Int
+    ) {
+        let context = Unmanaged.passRetained(batch)
+        var jsOptions = jsOptions()
+        jsOptions_Init(&jsOptions)
+        jsOptions.Wait = timeout.milliseconds
+        jsOptions.PublishAsync.MaxPending = Int64(maxInFlight)
+        jsOptions.PublishAsync.StallWait = timeout.milliseconds
+        jsOptions.PublishAsync.AckHandlerClosure = context.toOpaque()
+        jsOptions.PublishAsync.AckHandler = { _, message, ack, failure, closure in
+            guard let closure else {
+                natsMsg_Destroy(message)
+                return
+            }
+            let batch = Unmanaged<PipelinedBatch>.fromOpaque(closure).takeUnretainedValue()
+            let result: Result<PublishAck, MessageStoreError>
+            if let ack {
+                result = .success(
+                    PublishAck(
+                        stream: ack.pointee.Stream.map { String(cString: $0) } ?? "",
+                        sequence: ack.pointee.Sequence,
+                        isDuplicate: ack.pointee.Duplicate
+                    )
+                )
+            } else {
+                let subject = message.map { CMessage.subject(of: $0) }
+                let text = failure?.pointee.ErrText.map { String(cString: $0) }
+                result = .failure(
+                    ClientErrors.make(
+                        failure?.pointee.Err ?? NATS_ERR,
+                        jetStreamCode: failure?.pointee.ErrCode ?? jsErrCode(rawValue: 0),
+                        text: text,
+                        .init(operation: "publishing", subject: subject, isPublish: true)
+                    )
+                )
+            }
+            // Take the slot before destroying the message: its address may be reused at once.
+            let index = message.flatMap { batch.takeIndex(key: UInt(bitPattern: $0)) }
+            natsMsg_Destroy(message)
+            if let index {
+                batch.settle(index: index, result: result)
+            }
+        }
+
+        var jetStream: OpaquePointer?
+        let status = withConnection { connection in natsConnection_JetStream(&jetStream, connection, &jsOptions) }
+        guard status == NATS_OK, let jetStream else {
+            let error = ClientErrors.make(status, .init(operation: "creating a JetStream context"))
+            for index in publications.indices {
+                batch.fail(index: index, with: error)
+            }
+            context.release()
+            return
+        }
+
+        var options = jsPubOptions()
+        jsPubOptions_Init(&options)
+        options.MaxWait = timeout.milliseconds
+        for (index, publication) in publications.enumerated() {
+            let message: OpaquePointer
+            do {
+                message = try CMessage.make(publication)
+            } catch {
+                batch.fail(index: index, with: error)
+                continue
+            }
+            let key = UInt(bitPattern: message)
+            batch.register(key: key, index: index)
+            var owned: OpaquePointer? = message
+            let publishStatus = js_PublishMsgAsync(jetStream, &owned, &options)
+            if publishStatus != NATS_OK {
+                var error = ClientErrors.make(
+                    publishStatus,
+                    .init(operation: "publishing", subject: publication.subject, isPublish: true)
+                )
+                if publishStatus == NATS_TIMEOUT {
+                    error.message = "publishing stalled: too many acknowledgements outstanding for longer than the timeout"
+                }
+                batch.unregister(key: key)
+                batch.fail(index: index, with: error)
+            }
+            // Destroys the message only if the library did not take it (it then cleared `owned`).
+            natsMsg_Destroy(owned)
+        }
+
+        // Every registered message is answered by the handler: an ack, an error or a timeout.
+        let owner = JetStreamContextOwner(pointer: jetStream)
+        batch.whenDone {
+            self.pool.submit {
+                owner.destroy()
+                context.release()
+            }
+        }
+    }
+}
+
+/// Collects the results of one pipelined batch and resumes its caller when all are in.
+final class PipelinedBatch: Sendable {
+    private struct State {
+        var results: [Result<PublishAck, MessageStoreError>?]
+        var remaining: Int
+        var indexByMessage: [UInt: Int] = [:]
+        var continuation: CheckedContinuation<[Result<PublishAck, MessageStoreError>], Never>?
+        var onDone: (@Sendable () -> Void)?
+        var finished = false
+    }
+
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
+    }
+
+    func setContinuation(_ continuation: CheckedContinuation<[Result<PublishAck, MessageStoreError>], Never>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func register(key: UInt, index: Int) {
+        state.withLock { $0.indexByMessage[key] = index }
+    }
+
+    func unregister(key: UInt) {
+        _ = state.withLock { $0.indexByMessage.removeValue(forKey: key) }
+    }
+
+    func fail(index: Int, with error: MessageStoreError) {
+        settle(index: index, result: .failure(error))
+    }
+
+    func takeIndex(key: UInt) -> Int? {
+        state.withLock { $0.indexByMessage.removeValue(forKey: key) }
+    }
+
+    /// Runs `action` once every result is in (at once if they already are).
+    func whenDone(_ action: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            if state.finished { return true }
+            state.onDone = action
+            return false
+        }
+        if runNow { action() }
+    }
+
+    func settle(index: Int, result: Result<PublishAck, MessageStoreError>) {
+        let finished = state.withLock {
+            state -> (
+                CheckedContinuation<[Result<PublishAck, MessageStoreError>], Never>,
+                [Result<PublishAck, MessageStoreError>], (@Sendable () -> Void)?
+            )? in
+            guard state.results[index] == nil else { return nil }
+            state.results[index] = result
+            state.remaining -= 1
+            guard state.remaining == 0, let continuation = state.continuation else { return nil }
+            state.finished = true
+            state.continuation = nil
+            let onDone = state.onDone
+            state.onDone = nil
+            return (continuation, state.results.map { $0! }, onDone)
+        }
+        if let (continuation, results, onDone) = finished {
+            continuation.resume(returning: results)
+            onDone?()
+        }
+    }
+}
+
+/// Carries a batch's private `jsCtx` to the thread that destroys it once every ack is in.
+private struct JetStreamContextOwner: @unchecked Sendable {
+    // @unchecked: used by exactly one thread, once, after the batch is finished.
+    let pointer: OpaquePointer
+
+    func destroy() {
+        jsCtx_Destroy(pointer)
+    }
+}

@@ -1,0 +1,157 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The JSON body every message carries: `{"type": …, "data": {…}, "metadata": {…}}`.
+enum Envelope {
+    /// The parts of an incoming envelope that do not depend on the payload type.
+    struct Head: Decodable {
+        var type: String
+        var metadata: MessageMetadata?
+
+        private enum CodingKeys: String, CodingKey {
+            case type, data, metadata
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            type = try container.decode(String.self, forKey: .type)
+            // `data` must be a JSON object, whatever is inside it.
+            _ = try container.nestedContainer(keyedBy: AnyKey.self, forKey: .data)
+            metadata = try container.decodeIfPresent(MessageMetadata.self, forKey: .metadata)
+        }
+    }
+
+    private struct DataOnly<Payload: Decodable>: Decodable {
+        var data: Payload
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    static func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    /// Encodes a typed payload into envelope bytes.
+    static func encode(
+        _ payload: some MessagePayload,
+        metadata: MessageMetadata?,
+        subject: String
+    ) throws(MessageStoreError) -> [UInt8] {
+        try encode(type: type(of: payload).messageType, data: payload, metadata: metadata, subject: subject)
+    }
+
+    /// Encodes any encodable data under an explicit type name.
+    ///
+    /// The body is assembled as `{"type":…,"data":…,"metadata":…}`, the key order the Python
+    /// package writes, and `data` must encode as a JSON object.
+    static func encode(
+        type: String,
+        data: some Encodable,
+        metadata: MessageMetadata?,
+        subject: String
+    ) throws(MessageStoreError) -> [UInt8] {
+        let encoder = makeEncoder()
+        do {
+            let dataBytes = try encoder.encode(data)
+            guard dataBytes.first == UInt8(ascii: "{") else {
+                throw EncodingError.invalidValue(
+                    data,
+                    .init(codingPath: [], debugDescription: "the payload must encode as a JSON object")
+                )
+            }
+            var body: [UInt8] = []
+            body.reserveCapacity(dataBytes.count + type.utf8.count + 32)
+            body += #"{"type":"#.utf8
+            body += try encoder.encode(type)
+            body += #","data":"#.utf8
+            body += dataBytes
+            if let metadata {
+                body += #","metadata":"#.utf8
+                body += try encoder.encode(metadata)
+            }
+            body.append(UInt8(ascii: "}"))
+            return body
+        } catch {
+            throw MessageStoreError(
+                code: .encodingFailed,
+                message: "could not encode a \(type) message as a JSON envelope: \(error)",
+                subject: subject,
+                underlying: error
+            )
+        }
+    }
+
+    /// Reads the type and metadata of an envelope, checking that `data` is an object.
+    static func decodeHead(_ body: [UInt8], subject: String?, sequence: UInt64?) throws(MessageStoreError) -> Head {
+        do {
+            return try makeDecoder().decode(Head.self, from: Data(body))
+        } catch {
+            throw MessageStoreError(
+                code: .decodingFailed,
+                message: "the message\(sequence.map { " at sequence \($0)" } ?? "") is not a valid envelope "
+                    + "(a JSON object with a string \"type\" and an object \"data\"): \(describe(error))",
+                subject: subject,
+                underlying: error
+            )
+        }
+    }
+
+    /// Decodes the `data` of an envelope as `Payload`.
+    static func decodeData<Payload: Decodable>(
+        _: Payload.Type,
+        from body: [UInt8],
+        type: String,
+        subject: String?,
+        sequence: UInt64?
+    ) throws(MessageStoreError) -> Payload {
+        do {
+            return try makeDecoder().decode(DataOnly<Payload>.self, from: Data(body)).data
+        } catch {
+            throw MessageStoreError(
+                code: .decodingFailed,
+                message: "the data of the \(type) message\(sequence.map { " at sequence \($0)" } ?? "") "
+                    + "does not decode as \(Payload.self): \(describe(error))",
+                subject: subject,
+                underlying: error
+            )
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        guard let decodingError = error as? DecodingError else { return "\(error)" }
+        switch decodingError {
+        case .keyNotFound(let key, let context):
+            return "missing key \"\(path(context.codingPath + [key]))\""
+        case .typeMismatch(let type, let context):
+            return "expected \(type) at \"\(path(context.codingPath))\""
+        case .valueNotFound(let type, let context):
+            return "expected \(type) but found null at \"\(path(context.codingPath))\""
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty
+                ? "not valid JSON" : "invalid value at \"\(path(context.codingPath))\": \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+    }
+}

@@ -1,0 +1,145 @@
+public import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A connection to a NATS server (or cluster) with JetStream.
+///
+/// Create one per process and share it: it is safe to use from any task. The connection
+/// reconnects by itself when the server goes away; close it when the process is done with it.
+///
+/// ```swift
+/// let connection = try await NATSConnection.connect()          // NATS_URL or nats://127.0.0.1:4222
+/// defer { Task { await connection.close() } }
+/// ```
+public final class NATSConnection: Sendable {
+    /// How to reach and authenticate with the server.
+    public struct Configuration: Sendable {
+        /// Server URLs, tried in order. Defaults to ``defaultServers``.
+        public var servers: [String]
+        /// A name the server shows for this connection. Defaults to none.
+        public var name: String?
+        /// How long to wait for each server when connecting. Defaults to 2 seconds.
+        public var connectTimeout: Duration = .seconds(2)
+        /// How long to wait for a JetStream API reply (stream lookups and creation).
+        /// Defaults to 5 seconds.
+        public var requestTimeout: Duration = .seconds(5)
+        /// What to do when the connection drops. Defaults to retrying forever every 2 seconds.
+        public var reconnect = Reconnect()
+        /// Credentials. Defaults to none (or those in the URL).
+        public var authentication = Authentication.none
+
+        /// How the connection tries to come back after losing the server.
+        public struct Reconnect: Sendable {
+            /// How many attempts before giving up, or nil to retry forever. Defaults to nil.
+            public var maxAttempts: Int?
+            /// The pause between attempts to the same server. Defaults to 2 seconds.
+            public var wait: Duration = .seconds(2)
+            /// How many bytes of publishes to buffer while reconnecting. Defaults to 8 MiB.
+            public var bufferSize: Int = 8 * 1024 * 1024
+
+            /// Creates the default reconnect policy.
+            public init() {}
+        }
+
+        /// Credentials to present to the server.
+        public struct Authentication: Sendable {
+            enum Method: Sendable {
+                case none
+                case userPassword(String, String)
+                case token(String)
+            }
+
+            let method: Method
+
+            /// No credentials beyond any in the server URL.
+            public static let none = Authentication(method: .none)
+
+            /// A user name and password.
+            public static func userPassword(user: String, password: String) -> Authentication {
+                Authentication(method: .userPassword(user, password))
+            }
+
+            /// An authentication token.
+            public static func token(_ token: String) -> Authentication {
+                Authentication(method: .token(token))
+            }
+        }
+
+        /// The servers in the `NATS_URL` environment variable (comma-separated), or
+        /// `nats://127.0.0.1:4222`.
+        public static var defaultServers: [String] {
+            if let value = getenv("NATS_URL").map({ String(cString: $0) }) {
+                let urls = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+                if !urls.isEmpty { return urls }
+            }
+            return ["nats://127.0.0.1:4222"]
+        }
+
+        /// Creates a configuration.
+        /// - Parameter servers: Server URLs. Defaults to ``defaultServers``.
+        public init(servers: [String] = Configuration.defaultServers) {
+            self.servers = servers
+        }
+
+        /// Creates a configuration for one server URL.
+        public init(url: String) {
+            self.servers = [url]
+        }
+    }
+
+    let client: NATSClient
+
+    private init(client: NATSClient) {
+        self.client = client
+    }
+
+    /// Connects to a NATS server.
+    /// - Parameters:
+    ///   - configuration: Where and how to connect. Defaults to `NATS_URL` or the local default.
+    ///   - logger: Receives connection events (disconnects, reconnects). Defaults to a logger
+    ///     labelled `message-store`.
+    /// - Throws: ``MessageStoreError`` with code ``MessageStoreError/Code/connectionFailed`` when
+    ///   no server could be reached or credentials were refused.
+    public static func connect(
+        _ configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "message-store")
+    ) async throws(MessageStoreError) -> NATSConnection {
+        NATSConnection(client: try await NATSClient.connect(configuration, logger: logger))
+    }
+
+    /// Closes the connection. In-flight requests fail with
+    /// ``MessageStoreError/Code/connectionClosed``. Harmless to repeat.
+    public func close() async {
+        await client.close()
+    }
+
+    /// Whether ``close()`` was called (or the connection gave up reconnecting).
+    public var isClosed: Bool {
+        client.isClosed
+    }
+
+    /// The URL of the server currently connected to, or nil while disconnected.
+    public var connectedURL: String? {
+        client.connectedURL
+    }
+
+    /// Releases the NATS C client's global threads and memory, waiting up to `timeout`.
+    ///
+    /// Call it at most once, at the very end of a process, after every connection is closed and
+    /// released, when a leak checker such as valgrind should see a clean exit. Not needed otherwise.
+    public static func releaseClientLibrary(timeout: Duration = .seconds(5)) {
+        NATSClient.releaseLibrary(timeout: timeout)
+    }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

@@ -1,0 +1,104 @@
+/// The rules application subjects, filters, categories and prefixes follow.
+///
+/// Checked before anything is sent, so a bad subject is a clear error instead of a message that
+/// silently goes nowhere.
+enum SubjectRules {
+    enum Kind {
+        /// A concrete subject to publish to: no wildcards.
+        case publish
+        /// A subscription or read filter: `*` as a whole token, `>` as the last token.
+        case filter
+    }
+
+    static func validate(_ subject: String, as kind: Kind) throws(MessageStoreError) {
+        if subject.isEmpty {
+            throw .invalidSubject(subject, "the subject is empty")
+        }
+        try validateCharacters(subject, what: "subject")
+        let tokens = subject.split(separator: ".", omittingEmptySubsequences: false)
+        for (index, token) in tokens.enumerated() {
+            if token.isEmpty {
+                throw .invalidSubject(subject, "it has an empty token (a leading, trailing or doubled \".\")")
+            }
+            let hasWildcard = token.contains("*") || token.contains(">")
+            guard hasWildcard else { continue }
+            switch kind {
+            case .publish:
+                throw .invalidSubject(subject, "wildcards (\"*\", \">\") are not allowed in a subject to publish to")
+            case .filter:
+                if token == "*" { continue }
+                if token == ">" {
+                    if index == tokens.count - 1 { continue }
+                    throw .invalidSubject(subject, "\">\" may only be the last token")
+                }
+                throw .invalidSubject(subject, "a wildcard must be a whole token, not part of \"\(token)\"")
+            }
+        }
+    }
+
+    /// A category is one token that also forms part of a stream name.
+    static func validateCategory(_ category: String) throws(MessageStoreError) {
+        if category.isEmpty {
+            throw .invalidSubject(category, "the category is empty")
+        }
+        try validateCharacters(category, what: "category")
+        for character in category where "./\\*>".contains(character) {
+            throw .invalidSubject(category, "a category is one token and may not contain \"\(character)\"")
+        }
+    }
+
+    /// A prefix is a subject fragment; a trailing "." has already been removed.
+    static func validatePrefix(_ prefix: String) throws(MessageStoreError) {
+        guard !prefix.isEmpty else { return }
+        do {
+            try validate(prefix, as: .publish)
+        } catch {
+            throw MessageStoreError(
+                code: .invalidConfiguration,
+                message: "invalid environment prefix \"\(prefix)\": \(error.message)",
+                underlying: error
+            )
+        }
+    }
+
+    private static func validateCharacters(_ value: String, what: String) throws(MessageStoreError) {
+        for scalar in value.unicodeScalars {
+            if scalar.properties.isWhitespace {
+                throw .invalidSubject(value, "a \(what) may not contain whitespace")
+            }
+            if scalar.properties.generalCategory == .control {
+                throw .invalidSubject(value, "a \(what) may not contain control characters")
+            }
+        }
+    }
+
+    /// Whether every subject that matches `inner` also matches `outer` (both valid filters).
+    static func filter(_ outer: String, covers inner: String) -> Bool {
+        let outerTokens = outer.split(separator: ".", omittingEmptySubsequences: false)
+        let innerTokens = inner.split(separator: ".", omittingEmptySubsequences: false)
+        for (index, outerToken) in outerTokens.enumerated() {
+            if outerToken == ">" {
+                return innerTokens.count > index
+            }
+            guard index < innerTokens.count else { return false }
+            let innerToken = innerTokens[index]
+            if innerToken == ">" { return false }
+            if outerToken == "*" { continue }
+            if innerToken == "*" || innerToken != outerToken { return false }
+        }
+        return outerTokens.count == innerTokens.count
+    }
+
+    /// Whether some subject matches both filters.
+    static func filter(_ first: String, overlaps second: String) -> Bool {
+        let a = first.split(separator: ".", omittingEmptySubsequences: false)
+        let b = second.split(separator: ".", omittingEmptySubsequences: false)
+        var index = 0
+        while index < a.count && index < b.count {
+            if a[index] == ">" || b[index] == ">" { return true }
+            if a[index] != "*" && b[index] != "*" && a[index] != b[index] { return false }
+            index += 1
+        }
+        return a.count == b.count
+    }
+}
