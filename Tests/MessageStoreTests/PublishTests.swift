@@ -1,0 +1,222 @@
+import Foundation
+import MessageStore
+import MessageStoreTesting
+import Testing
+
+@testable import MessageStore
+
+struct Blob: MessagePayload {
+    var text: String
+}
+
+@Suite("Publishing")
+struct PublishTests {
+    @Test func sequencesIncreaseAndTheAckNamesTheStream() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("orders")
+            var sequences: [UInt64] = []
+            for value in 1...5 {
+                let ack = try await store.publish(Counter(value: value), to: "orders.command.\(value)")
+                #expect(ack.stream == "\(store.prefix)-orders")
+                #expect(!ack.isDuplicate)
+                sequences.append(ack.sequence)
+            }
+            #expect(sequences == [1, 2, 3, 4, 5])
+        }
+    }
+
+    @Test func sameMessageIDIsStoredOnce() async throws {
+        try await withStore { store, _ in
+            let stream = try await store.ensureStream("orders")
+            let first = try await store.publish(Counter(value: 1), to: "orders.1", id: "order-1")
+            let second = try await store.publish(Counter(value: 2), to: "orders.1", id: "order-1")
+            #expect(!first.isDuplicate)
+            #expect(second.isDuplicate)
+            #expect(second.sequence == first.sequence)
+            let description = try await store.streamDescription(named: stream.name)
+            #expect(description.messages == 1)
+            let stored = try #require(try await store.lastMessage(on: "orders.1"))
+            #expect(try stored.decode(as: Counter.self) == Counter(value: 1))
+            #expect(stored.headers[MessageHeaderName.messageID] == "order-1")
+        }
+    }
+
+    @Test func expectedLastSubjectSequenceIsOptimisticConcurrency() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("account")
+            // 0 means "no message on this subject yet".
+            let first = try await store.publish(Counter(value: 1), to: "account.42", expectedLastSubjectSequence: 0)
+            // Another subject in the same stream does not move account.42's version.
+            try await store.publish(Counter(value: 99), to: "account.7")
+            let second = try await store.publish(
+                Counter(value: 2),
+                to: "account.42",
+                expectedLastSubjectSequence: first.sequence
+            )
+            #expect(second.sequence == 3)
+
+            let stale = await #expect(throws: MessageStoreError.self) {
+                try await store.publish(Counter(value: 3), to: "account.42", expectedLastSubjectSequence: first.sequence)
+            }
+            #expect(stale?.code == .wrongExpectedSequence)
+            #expect(stale?.jetStreamErrorCode == 10071)
+            #expect(stale?.subject == "account.42")
+            #expect(stale?.isRetriable == false)
+
+            let fresh = await #expect(throws: MessageStoreError.self) {
+                try await store.publish(Counter(value: 3), to: "account.42", expectedLastSubjectSequence: 0)
+            }
+            #expect(fresh?.code == .wrongExpectedSequence)
+            let last = try await store.lastMessage(on: "account.42")
+            #expect(try last?.decode(as: Counter.self) == Counter(value: 2))
+        }
+    }
+
+    @Test func messageOverTheStreamsMaxSizeIsATypedError() async throws {
+        try await withStore { store, _ in
+            var options = StreamOptions()
+            options.maxMessageSize = 1024
+            try await store.ensureStream("files", options: options)
+            let error = await #expect(throws: MessageStoreError.self) {
+                try await store.publish(Blob(text: String(repeating: "x", count: 2000)), to: "files.1")
+            }
+            #expect(error?.code == .messageTooLarge)
+            #expect(error?.subject == "files.1")
+            let ack = try await store.publish(Blob(text: "small"), to: "files.1")
+            #expect(ack.sequence == 1)
+        }
+    }
+
+    @Test func messageOverTheServersMaxPayloadIsATypedError() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("files")
+            let maxPayload = store.connection.client.maxPayload
+            let error = await #expect(throws: MessageStoreError.self) {
+                try await store.publish(Blob(text: String(repeating: "x", count: maxPayload + 1)), to: "files.1")
+            }
+            #expect(error?.code == .messageTooLarge)
+        }
+    }
+
+    @Test func noStreamRetriesWithBackoffThenFailsWithinABoundedTime() async throws {
+        try await withStore(configure: {
+            $0.publishRetry = .init(maxAttempts: 3, initialDelay: .milliseconds(100))
+        }) { store, _ in
+            var caught: MessageStoreError?
+            let duration = await elapsed {
+                do {
+                    try await store.publish(Counter(value: 1), to: "nowhere.1")
+                } catch {
+                    caught = error as? MessageStoreError
+                }
+            }
+            let error = try #require(caught)
+            #expect(error.code == .noResponders)
+            #expect(error.isRetriable)
+            #expect(error.message.contains("3 attempt"))
+            #expect(error.message.contains("ensureStream(\"nowhere\")"))
+            // Two pauses (100 ms, then 200 ms) happened, and nothing waited for a timeout.
+            #expect(duration >= .milliseconds(300))
+            #expect(duration < .seconds(3))
+        }
+    }
+
+    @Test func invalidSubjectsAreRejectedBeforeSending() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("orders")
+            for subject in ["orders.*", "orders..1", "orders 1", ""] {
+                let error = await #expect(throws: MessageStoreError.self) {
+                    try await store.publish(Counter(value: 1), to: subject)
+                }
+                #expect(error?.code == .invalidSubject)
+                #expect(error?.subject == subject)
+            }
+            let description = try await store.streamDescription(named: "\(store.prefix)-orders")
+            #expect(description.messages == 0)
+        }
+    }
+
+    @Test func headersAndMetadataArriveAsSent() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("orders")
+            var headers: MessageHeaders = ["traceparent": "00-abc-def-01"]
+            headers.add("two", for: "Multi")
+            headers.add("values", for: "Multi")
+            let metadata = MessageMetadata(originSubject: "orders.command.1", traceId: "t-1", additionalFields: ["n": 3])
+            try await store.publish(OrderPlaced(orderId: "1", amount: 5), to: "orders.event.1", metadata: metadata, headers: headers)
+            let stored = try #require(try await store.lastMessage(on: "orders.event.1"))
+            #expect(stored.type == "OrderPlaced")
+            #expect(stored.subject == "orders.event.1")
+            #expect(stored.sequence == 1)
+            #expect(stored.metadata == metadata)
+            #expect(stored.headers["traceparent"] == "00-abc-def-01")
+            #expect(stored.headers.values(for: "Multi") == ["two", "values"])
+            #expect(abs(stored.timestamp.timeIntervalSinceNow) < 60)
+            #expect(try stored.decode(as: OrderPlaced.self) == OrderPlaced(orderId: "1", amount: 5))
+            #expect(try stored.data == ["orderId": "1", "amount": 5])
+        }
+    }
+
+    @Test func lastMessageOfAnEmptySubjectIsNil() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("orders")
+            try await store.publish(Counter(value: 1), to: "orders.1")
+            let none = try await store.lastMessage(on: "orders.2")
+            #expect(none == nil)
+            let error = await #expect(throws: MessageStoreError.self) { try await store.lastMessage(on: "nostream.1") }
+            #expect(error?.code == .streamNotFound)
+        }
+    }
+
+    @Test func pipelinedPublishOf10000ReturnsEveryAckInOrder() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("bulk")
+            let messages = (1...10_000).map { OutgoingMessage(Counter(value: $0), to: "bulk.item.\($0 % 10)") }
+            let results = await store.publish(contentsOf: messages)
+            #expect(results.count == 10_000)
+            let sequences = results.compactMap { try? $0.get().sequence }
+            #expect(sequences == Array(1...10_000))
+            let description = try await store.streamDescription(named: "\(store.prefix)-bulk")
+            #expect(description.messages == 10_000)
+            let last = try await store.lastMessage(on: "bulk.item.0")
+            #expect(try last?.decode(as: Counter.self) == Counter(value: 10_000))
+        }
+    }
+
+    @Test func pipelinedPublishReportsFailuresPerMessage() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("bulk")
+            let messages = [
+                OutgoingMessage(Counter(value: 1), to: "bulk.1", id: "a"),
+                OutgoingMessage(Counter(value: 2), to: "bulk.*"),
+                OutgoingMessage(Counter(value: 3), to: "nowhere.1"),
+                OutgoingMessage(Counter(value: 4), to: "bulk.1", id: "a"),
+                OutgoingMessage(Counter(value: 5), to: "bulk.2", expectedLastSubjectSequence: 7),
+                OutgoingMessage(Counter(value: 6), to: "bulk.3"),
+            ]
+            let results = await store.publish(contentsOf: messages)
+            #expect(results.count == 6)
+            #expect(try results[0].get().sequence == 1)
+            #expect(throws: MessageStoreError.self) { try results[1].get() }
+            #expect(results[1].failure?.code == .invalidSubject)
+            #expect(results[2].failure?.code == .noResponders)
+            #expect(try results[3].get().isDuplicate)
+            #expect(results[4].failure?.code == .wrongExpectedSequence)
+            #expect(try results[5].get().sequence == 2)
+        }
+    }
+
+    @Test func pipelinedPublishOfNothingReturnsNothing() async throws {
+        try await withStore { store, _ in
+            let results = await store.publish(contentsOf: [OutgoingMessage]())
+            #expect(results.isEmpty)
+        }
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}

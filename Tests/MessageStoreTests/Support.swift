@@ -1,0 +1,52 @@
+import Foundation
+import Logging
+import MessageStore
+import MessageStoreTesting
+import Testing
+
+/// A unique environment prefix per test, so tests can share nothing and run in parallel.
+func uniquePrefix(_ base: String = "t") -> String {
+    base + String(UUID().uuidString.prefix(8)).lowercased()
+}
+
+/// Starts a server, connects a store to it, runs `body`, and tears everything down.
+func withStore<R>(
+    createMissingStreams: Bool = true,
+    configure: (inout MessageStore.Configuration) -> Void = { _ in },
+    _ body: (MessageStore, NATSTestServer) async throws -> R
+) async throws -> R {
+    try await NATSTestServer.withServer { server in
+        var connectionConfiguration = NATSConnection.Configuration(url: server.url)
+        connectionConfiguration.reconnect.wait = .milliseconds(100)
+        let connection = try await NATSConnection.connect(connectionConfiguration, logger: testLogger)
+        var configuration = MessageStore.Configuration(prefix: uniquePrefix(), createMissingStreams: createMissingStreams)
+        configure(&configuration)
+        let store = try MessageStore(connection: connection, configuration: configuration, logger: testLogger)
+        do {
+            let result = try await body(store, server)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+}
+
+let testLogger: Logger = {
+    var logger = Logger(label: "message-store-tests")
+    logger.logLevel = ProcessInfo.processInfo.environment["MESSAGE_STORE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    return logger
+}()
+
+struct Counter: MessagePayload, Equatable {
+    var value: Int
+}
+
+/// Measures how long `body` takes.
+func elapsed(_ body: () async throws -> Void) async rethrows -> Duration {
+    let clock = ContinuousClock()
+    let start = clock.now
+    try await body()
+    return clock.now - start
+}
