@@ -104,7 +104,9 @@ final class NATSClient: @unchecked Sendable {
         // Released exactly once: by the closed callback, or below when connecting fails (cnats
         // does not call the closed callback for a connection that never opened).
         let events = Unmanaged.passRetained(ConnectionEvents(logger: logger, servers: servers)).toOpaque()
-        try check(natsOptions_SetDisconnectedCB(options, { _, closure in
+        try check(natsOptions_SetDisconnectedCB(options, { connection, closure in
+            // cnats reports a deliberate close as a disconnection too; only a lost server is news.
+            guard let connection, natsConnection_Status(connection) != NATS_CONN_STATUS_CLOSED else { return }
             ConnectionEvents.from(closure)?.disconnected()
         }, events))
         try check(natsOptions_SetReconnectedCB(options, { connection, closure in

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need, when it is missing:
+#   - libnats-dev (the NATS C client), pkg-config and nats-server, from Debian/Ubuntu packages;
+#   - with --interop: a Python virtual environment in .build/interop-venv holding the Python
+#     message-store 0.4.0 package and nats-py, for the wire-compatibility tests.
+# Safe to run again: it only installs what is not there yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_interop=false
+[[ "${1:-}" == "--interop" ]] && want_interop=true
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "setup: need root (or sudo) to run: $*" >&2; exit 1
+    fi
+}
+
+apt_updated=false
+apt_install() {
+    if ! command -v apt-get >/dev/null; then
+        echo "setup: please install $* with your package manager (on macOS: brew install cnats nats-server)" >&2
+        exit 1
+    fi
+    if [[ $apt_updated == false ]]; then
+        as_root apt-get update -qq
+        apt_updated=true
+    fi
+    echo "setup: installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+pkg-config --exists libnats 2>/dev/null || missing+=(libnats-dev)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+[[ -x /usr/sbin/nats-server ]] || command -v nats-server >/dev/null || missing+=(nats-server)
+if ((${#missing[@]})); then
+    apt_install "${missing[@]}"
+fi
+
+if [[ $want_interop == true ]]; then
+    venv=.build/interop-venv
+    if ! "$venv/bin/python" -c "import message_store, nats" 2>/dev/null; then
+        command -v python3 >/dev/null || apt_install python3
+        mkdir -p .build
+        if ! python3 -m venv "$venv" 2>/dev/null; then
+            rm -rf "$venv"
+            apt_install python3-venv
+            python3 -m venv "$venv"
+        fi
+        echo "setup: installing the Python message-store package for the interop tests"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "message-store==0.4.0" nats-py
+    fi
+fi

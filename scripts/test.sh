@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up what the tests need (scripts/setup.sh --interop) and runs the whole suite against
+# real nats-server processes that the tests start and stop themselves.
+#
+# NATS_SERVER_BIN picks the server binary; by default Debian's /usr/sbin/nats-server.
+# Extra arguments go to `swift test` (for example --filter PublishTests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --interop
+
+if [[ -z "${NATS_SERVER_BIN:-}" && -x /usr/sbin/nats-server ]]; then
+    export NATS_SERVER_BIN=/usr/sbin/nats-server
+fi
+export MESSAGE_STORE_PYTHON="$PWD/.build/interop-venv/bin/python"
+export MESSAGE_STORE_REQUIRE_INTEROP=1
+
+# Each test server leaves its pid here while it runs; anything left when the run ends (a crashed
+# test process) is stopped, so nothing keeps running.
+MESSAGE_STORE_TEST_PID_DIR=$(mktemp -d)
+export MESSAGE_STORE_TEST_PID_DIR
+cleanup() {
+    for file in "$MESSAGE_STORE_TEST_PID_DIR"/*; do
+        [[ -e $file ]] && kill -9 "$(basename "$file")" 2>/dev/null || true
+    done
+    rm -rf "$MESSAGE_STORE_TEST_PID_DIR"
+}
+trap cleanup EXIT
+
+echo "test: nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/null || echo '(not found)')"
+swift build --build-tests
+swift test "$@"
+if [[ $# -eq 0 ]]; then
+    scripts/leak-check.sh
+fi
