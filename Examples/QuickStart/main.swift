@@ -7,9 +7,9 @@ import Logging
 import MessageStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // README quick start begins
@@ -31,7 +31,9 @@ func quickStart() async throws {
     print("stored in \(ack.stream) at sequence \(ack.sequence)")
 
     // Many publishes, acknowledgements in flight together.
-    let batch = (1...1_000).map { OutgoingMessage(OrderPlaced(orderId: "\($0)", amount: $0), to: "orders.imported.\($0)") }
+    let batch = (1...1_000).map {
+        OutgoingMessage(OrderPlaced(orderId: "\($0)", amount: $0), to: "orders.imported.\($0)")
+    }
     let results = await store.publish(contentsOf: batch)
     print("\(results.filter { (try? $0.get()) != nil }.count) of \(batch.count) stored")
 

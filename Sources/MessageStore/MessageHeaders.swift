@@ -83,12 +83,14 @@ public struct MessageHeaders: Sendable, Hashable, Sequence, ExpressibleByDiction
         fields.append(contentsOf: other.fields)
     }
 
+    /// Iterates the header lines in order.
     public func makeIterator() -> IndexingIterator<[Field]> {
         fields.makeIterator()
     }
 }
 
 extension MessageHeaders: CustomStringConvertible {
+    /// The headers as `[Name: value, …]`.
     public var description: String {
         "[" + fields.map { "\($0.name): \($0.value)" }.joined(separator: ", ") + "]"
     }

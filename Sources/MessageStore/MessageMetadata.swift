@@ -41,6 +41,7 @@ public struct MessageMetadata: Sendable, Hashable, Codable {
         init?(intValue: Int) { nil }
     }
 
+    /// Decodes metadata, keeping every key that is not `originSubject` or `traceId`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         var additional: [String: JSONValue] = [:]
@@ -59,6 +60,7 @@ public struct MessageMetadata: Sendable, Hashable, Codable {
         additionalFields = additional
     }
 
+    /// Encodes the additional keys, then `originSubject` and `traceId` when set.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         for key in additionalFields.keys.sorted() where !Self.knownKeys.contains(key) {

@@ -20,5 +20,6 @@ public protocol MessagePayload: Codable, Sendable {
 }
 
 extension MessagePayload {
+    /// The Swift type's name, such as `OrderPlaced`.
     public static var messageType: String { String(describing: Self.self) }
 }

@@ -177,7 +177,7 @@ extension MessageStore {
         logger.info("creating stream", metadata: [LogKey.stream: "\(name)", LogKey.subject: "\(filter)"])
         do {
             return StreamDescription(try await api.createStream(config))
-        } catch where error.jetStreamErrorCode == 10058 {
+        } catch  where error.jetStreamErrorCode == 10058 {
             // Created by someone else meanwhile: use theirs if it covers the category.
             if let existing = try await stream(covering: filter) { return existing }
             throw error
@@ -278,7 +278,7 @@ extension MessageStore {
         while true {
             do {
                 return try await client.publish(publication, timeout: timeout)
-            } catch where error.code == .noResponders && attempt < retry.maxAttempts {
+            } catch  where error.code == .noResponders && attempt < retry.maxAttempts {
                 let delay = retry.delay(afterAttempt: attempt)
                 logger.warning(
                     "no stream answered the publish; retrying",
@@ -297,7 +297,7 @@ extension MessageStore {
                     )
                 }
                 attempt += 1
-            } catch where error.code == .noResponders {
+            } catch  where error.code == .noResponders {
                 var error = error
                 error.message =
                     "no stream answered a publish to \(publication.natsSubject) after \(attempt) attempt(s); "

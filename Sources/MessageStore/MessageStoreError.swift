@@ -66,6 +66,7 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
         /// The NATS client library reported a failure not covered by another code.
         public static let clientError = Code(.clientError)
 
+        /// The code's name, such as `streamNotFound`.
         public var description: String { base.rawValue }
     }
 
@@ -82,6 +83,7 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
             self.text = text
         }
 
+        /// The status text followed by its number.
         public var description: String { "\(text) (\(code))" }
     }
 
@@ -136,6 +138,7 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The code, the message and every known piece of context, on one line.
     public var description: String {
         var parts = ["MessageStoreError.\(code): \(message)"]
         var context: [String] = []

@@ -10,6 +10,7 @@ public struct StreamOptions: Sendable, Hashable {
         /// In memory: faster, lost when the server stops.
         public static let memory = Storage(rawValue: "memory")
 
+        /// `file` or `memory`.
         public var description: String { rawValue }
     }
 

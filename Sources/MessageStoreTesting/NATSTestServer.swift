@@ -2,11 +2,11 @@ public import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A real `nats-server` with JetStream, started for a test and stopped after it.
@@ -251,7 +251,9 @@ public final class NATSTestServer: Sendable {
         var buffer = [UInt8](repeating: 0, count: 4096)
         var received = 0
         while received < buffer.count {
-            let count = buffer.withUnsafeMutableBytes { recv(socketDescriptor, $0.baseAddress! + received, $0.count - received, 0) }
+            let count = buffer.withUnsafeMutableBytes {
+                recv(socketDescriptor, $0.baseAddress! + received, $0.count - received, 0)
+            }
             guard count > 0 else { break }
             received += count
             if buffer[..<received].contains(UInt8(ascii: "\n")) { break }
@@ -286,6 +288,7 @@ public struct NATSTestServerError: Error, CustomStringConvertible {
         self.log = log
     }
 
+    /// The message, followed by the server's log when there is one.
     public var description: String {
         log.isEmpty ? message : "\(message)\n--- nats-server log ---\n\(log)"
     }

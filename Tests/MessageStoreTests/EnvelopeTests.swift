@@ -27,7 +27,8 @@ struct EnvelopeTests {
     @Test func encodesTheSameShapeAsThePythonPackage() throws {
         // What message-store 0.4.0 writes for
         // Message("OrderPlaced", {"orderId": "42", "amount": 5}, MessageMetadata("orders.command.42", "abc", tenant="t1"))
-        let python = #"{"type": "OrderPlaced", "data": {"orderId": "42", "amount": 5}, "metadata": {"tenant": "t1", "originSubject": "orders.command.42", "traceId": "abc"}}"#
+        let python =
+            #"{"type": "OrderPlaced", "data": {"orderId": "42", "amount": 5}, "metadata": {"tenant": "t1", "originSubject": "orders.command.42", "traceId": "abc"}}"#
         let metadata = MessageMetadata(
             originSubject: "orders.command.42",
             traceId: "abc",
@@ -55,7 +56,8 @@ struct EnvelopeTests {
     }
 
     @Test func unknownMetadataKeysRoundTripUntouched() throws {
-        let incoming = #"{"type":"OrderPlaced","data":{"orderId":"7","amount":3},"metadata":{"originSubject":"a.b","count":1,"ratio":1.5,"nested":{"list":[true,null,"x"]},"traceId":"t"}}"#
+        let incoming =
+            #"{"type":"OrderPlaced","data":{"orderId":"7","amount":3},"metadata":{"originSubject":"a.b","count":1,"ratio":1.5,"nested":{"list":[true,null,"x"]},"traceId":"t"}}"#
         let head = try Envelope.decodeHead(Array(incoming.utf8), subject: nil, sequence: nil)
         #expect(head.type == "OrderPlaced")
         #expect(head.metadata?.originSubject == "a.b")
@@ -64,7 +66,13 @@ struct EnvelopeTests {
         #expect(head.metadata?["ratio"] == .double(1.5))
         #expect(head.metadata?["nested"] == ["list": [true, nil, "x"]])
 
-        let payload = try Envelope.decodeData(OrderPlaced.self, from: Array(incoming.utf8), type: head.type, subject: nil, sequence: nil)
+        let payload = try Envelope.decodeData(
+            OrderPlaced.self,
+            from: Array(incoming.utf8),
+            type: head.type,
+            subject: nil,
+            sequence: nil
+        )
         #expect(payload == OrderPlaced(orderId: "7", amount: 3))
         let reencoded = try Envelope.encode(payload, metadata: head.metadata, subject: "x")
         #expect(try json(reencoded) == json(Array(incoming.utf8)))

@@ -57,7 +57,10 @@ enum Python {
 @Suite("Interop with the Python message-store package", .enabled(if: Python.enabled))
 struct InteropTests {
     @Test func pythonReadsWhatSwiftPublished() async throws {
-        try #require(Python.isAvailable, "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh")
+        try #require(
+            Python.isAvailable,
+            "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh"
+        )
         try await withStore { store, server in
             try await store.ensureStream("orders")
             let metadata = MessageMetadata(
@@ -93,10 +96,16 @@ struct InteropTests {
     }
 
     @Test func swiftReadsWhatPythonPublished() async throws {
-        try #require(Python.isAvailable, "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh")
+        try #require(
+            Python.isAvailable,
+            "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh"
+        )
         try await withStore { store, server in
             try await store.ensureStream("orders")
-            let output = try Python.script("python_publishes.py", [server.url, store.prefix, "orders.event.py-42", "py-1"])
+            let output = try Python.script(
+                "python_publishes.py",
+                [server.url, store.prefix, "orders.event.py-42", "py-1"]
+            )
             #expect(output.status == 0, "python failed: \(output.stderr)")
             let ack = try JSONDecoder().decode(JSONValue.self, from: Data(output.stdout.utf8))
             #expect(ack == ["stream": .string("\(store.prefix)-orders"), "seq": 1, "duplicate": false])
@@ -117,7 +126,11 @@ struct InteropTests {
             #expect(stored.headers["X-Origin"] == "python")
 
             // The Python package's message id de-duplicates against this library's publishes too.
-            let duplicate = try await store.publish(OrderPlaced(orderId: "other", amount: 0), to: "orders.event.py-42", id: "py-1")
+            let duplicate = try await store.publish(
+                OrderPlaced(orderId: "other", amount: 0),
+                to: "orders.event.py-42",
+                id: "py-1"
+            )
             #expect(duplicate.isDuplicate)
         }
     }

@@ -56,7 +56,11 @@ struct PublishTests {
             #expect(second.sequence == 3)
 
             let stale = await #expect(throws: MessageStoreError.self) {
-                try await store.publish(Counter(value: 3), to: "account.42", expectedLastSubjectSequence: first.sequence)
+                try await store.publish(
+                    Counter(value: 3),
+                    to: "account.42",
+                    expectedLastSubjectSequence: first.sequence
+                )
             }
             #expect(stale?.code == .wrongExpectedSequence)
             #expect(stale?.jetStreamErrorCode == 10071)
@@ -142,8 +146,17 @@ struct PublishTests {
             var headers: MessageHeaders = ["traceparent": "00-abc-def-01"]
             headers.add("two", for: "Multi")
             headers.add("values", for: "Multi")
-            let metadata = MessageMetadata(originSubject: "orders.command.1", traceId: "t-1", additionalFields: ["n": 3])
-            try await store.publish(OrderPlaced(orderId: "1", amount: 5), to: "orders.event.1", metadata: metadata, headers: headers)
+            let metadata = MessageMetadata(
+                originSubject: "orders.command.1",
+                traceId: "t-1",
+                additionalFields: ["n": 3]
+            )
+            try await store.publish(
+                OrderPlaced(orderId: "1", amount: 5),
+                to: "orders.event.1",
+                metadata: metadata,
+                headers: headers
+            )
             let stored = try #require(try await store.lastMessage(on: "orders.event.1"))
             #expect(stored.type == "OrderPlaced")
             #expect(stored.subject == "orders.event.1")

@@ -8,7 +8,10 @@ struct ReadmeTests {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     @Test func quickStartMatchesTheCompiledExample() throws {
-        let example = try String(contentsOf: Self.root.appendingPathComponent("Examples/QuickStart/main.swift"), encoding: .utf8)
+        let example = try String(
+            contentsOf: Self.root.appendingPathComponent("Examples/QuickStart/main.swift"),
+            encoding: .utf8
+        )
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
         let start = try #require(example.range(of: "// README quick start begins\n"))
         let end = try #require(example.range(of: "// README quick start ends"))

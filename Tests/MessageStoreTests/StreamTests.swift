@@ -89,7 +89,12 @@ struct StreamTests {
     @Test func emptyPrefixUsesBareNames() async throws {
         try await NATSTestServer.withServer { server in
             let connection = try await NATSConnection.connect(.init(url: server.url), logger: testLogger)
-            let store = try MessageStore(connection: connection, prefix: "", createMissingStreams: true, logger: testLogger)
+            let store = try MessageStore(
+                connection: connection,
+                prefix: "",
+                createMissingStreams: true,
+                logger: testLogger
+            )
             let stream = try await store.ensureStream("orders")
             #expect(stream.name == "orders")
             #expect(stream.subjects == ["orders.>"])

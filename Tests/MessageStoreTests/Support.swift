@@ -19,7 +19,10 @@ func withStore<R>(
         var connectionConfiguration = NATSConnection.Configuration(url: server.url)
         connectionConfiguration.reconnect.wait = .milliseconds(100)
         let connection = try await NATSConnection.connect(connectionConfiguration, logger: testLogger)
-        var configuration = MessageStore.Configuration(prefix: uniquePrefix(), createMissingStreams: createMissingStreams)
+        var configuration = MessageStore.Configuration(
+            prefix: uniquePrefix(),
+            createMissingStreams: createMissingStreams
+        )
         configure(&configuration)
         let store = try MessageStore(connection: connection, configuration: configuration, logger: testLogger)
         do {
@@ -35,7 +38,8 @@ func withStore<R>(
 
 let testLogger: Logger = {
     var logger = Logger(label: "message-store-tests")
-    logger.logLevel = ProcessInfo.processInfo.environment["MESSAGE_STORE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["MESSAGE_STORE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
     return logger
 }()
 

@@ -1,11 +1,11 @@
 import CNATS
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Runs blocking cnats calls on threads the library owns, never on Swift's cooperative pool.
@@ -112,18 +112,18 @@ final class BlockingThreadPool: @unchecked Sendable {
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         defer { pthread_attr_destroy(&attributes) }
         #if canImport(Darwin)
-        var thread: pthread_t?
+            var thread: pthread_t?
         #else
-        var thread = pthread_t()
+            var thread = pthread_t()
         #endif
         let status = pthread_create(
             &thread,
             &attributes,
             { raw in
                 #if canImport(Darwin)
-                let context = raw
+                    let context = raw
                 #else
-                guard let context = raw else { return nil }
+                    guard let context = raw else { return nil }
                 #endif
                 let box = Unmanaged<Box>.fromOpaque(context).takeRetainedValue()
                 cnats_shim_set_thread_name(String(box.name.prefix(15)))
@@ -150,13 +150,13 @@ final class ConditionLock: @unchecked Sendable {
         cond = .allocate(capacity: 1)
         cond.initialize(to: pthread_cond_t())
         #if canImport(Darwin)
-        pthread_cond_init(cond, nil)
+            pthread_cond_init(cond, nil)
         #else
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &attributes)
-        pthread_condattr_destroy(&attributes)
+            var attributes = pthread_condattr_t()
+            pthread_condattr_init(&attributes)
+            pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+            pthread_cond_init(cond, &attributes)
+            pthread_condattr_destroy(&attributes)
         #endif
     }
 
@@ -175,13 +175,13 @@ final class ConditionLock: @unchecked Sendable {
     /// Waits for a signal; returns false when `seconds` passed without one.
     func wait(seconds: Int) -> Bool {
         #if canImport(Darwin)
-        var relative = timespec(tv_sec: seconds, tv_nsec: 0)
-        return pthread_cond_timedwait_relative_np(cond, mutex, &relative) != ETIMEDOUT
+            var relative = timespec(tv_sec: seconds, tv_nsec: 0)
+            return pthread_cond_timedwait_relative_np(cond, mutex, &relative) != ETIMEDOUT
         #else
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        deadline.tv_sec += seconds
-        return pthread_cond_timedwait(cond, mutex, &deadline) != ETIMEDOUT
+            var deadline = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &deadline)
+            deadline.tv_sec += seconds
+            return pthread_cond_timedwait(cond, mutex, &deadline) != ETIMEDOUT
         #endif
     }
 }

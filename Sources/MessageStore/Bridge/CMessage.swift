@@ -1,11 +1,11 @@
 import CNATS
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Copies the parts of a `natsMsg` into Swift values, so the C message can be destroyed at once.
@@ -14,7 +14,9 @@ enum CMessage {
         let length = Int(natsMsg_GetDataLength(message))
         guard length > 0, let data = natsMsg_GetData(message) else { return [] }
         // Not NUL-terminated: copy exactly `length` bytes.
-        return data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+        return data.withMemoryRebound(to: UInt8.self, capacity: length) {
+            Array(UnsafeBufferPointer(start: $0, count: length))
+        }
     }
 
     static func subject(of message: OpaquePointer) -> String {

@@ -32,16 +32,19 @@ enum ClientErrors {
             sentence = "\(context.operation) failed: the subject's last sequence is not the expected one (\(detail))"
         case (_, 10054), (NATS_MAX_PAYLOAD, _):
             code = .messageTooLarge
-            sentence = "\(context.operation) failed: the message is larger than the stream or server accepts (\(detail))"
+            sentence =
+                "\(context.operation) failed: the message is larger than the stream or server accepts (\(detail))"
         case (_, 10059):
             code = .streamNotFound
             sentence = "\(context.operation) failed: stream not found (\(detail))"
         case (NATS_NO_RESPONDERS, _):
             code = .noResponders
-            sentence = "\(context.operation) failed: no responders; no stream covers the subject or JetStream is not enabled"
+            sentence =
+                "\(context.operation) failed: no responders; no stream covers the subject or JetStream is not enabled"
         case (NATS_TIMEOUT, _):
             code = context.isPublish ? .publishTimedOut : .timedOut
-            sentence = context.isPublish
+            sentence =
+                context.isPublish
                 ? "\(context.operation) was not acknowledged in time; the message may or may not be stored"
                 : "\(context.operation) timed out"
         case (NATS_CONNECTION_CLOSED, _):

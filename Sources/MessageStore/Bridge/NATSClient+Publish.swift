@@ -132,7 +132,8 @@ extension NATSClient {
                     .init(operation: "publishing", subject: publication.subject, isPublish: true)
                 )
                 if publishStatus == NATS_TIMEOUT {
-                    error.message = "publishing stalled: too many acknowledgements outstanding for longer than the timeout"
+                    error.message =
+                        "publishing stalled: too many acknowledgements outstanding for longer than the timeout"
                 }
                 batch.unregister(key: key)
                 batch.fail(index: index, with: error)

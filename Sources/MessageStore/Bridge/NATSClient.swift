@@ -104,21 +104,45 @@ final class NATSClient: @unchecked Sendable {
         // Released exactly once: by the closed callback, or below when connecting fails (cnats
         // does not call the closed callback for a connection that never opened).
         let events = Unmanaged.passRetained(ConnectionEvents(logger: logger, servers: servers)).toOpaque()
-        try check(natsOptions_SetDisconnectedCB(options, { connection, closure in
-            // cnats reports a deliberate close as a disconnection too; only a lost server is news.
-            guard let connection, natsConnection_Status(connection) != NATS_CONN_STATUS_CLOSED else { return }
-            ConnectionEvents.from(closure)?.disconnected()
-        }, events))
-        try check(natsOptions_SetReconnectedCB(options, { connection, closure in
-            ConnectionEvents.from(closure)?.reconnected(connection)
-        }, events))
-        try check(natsOptions_SetErrorHandler(options, { _, _, status, closure in
-            ConnectionEvents.from(closure)?.asyncError(status)
-        }, events))
-        try check(natsOptions_SetClosedCB(options, { _, closure in
-            guard let closure else { return }
-            Unmanaged<ConnectionEvents>.fromOpaque(closure).takeRetainedValue().closed()
-        }, events))
+        try check(
+            natsOptions_SetDisconnectedCB(
+                options,
+                { connection, closure in
+                    // cnats reports a deliberate close as a disconnection too; only a lost server is news.
+                    guard let connection, natsConnection_Status(connection) != NATS_CONN_STATUS_CLOSED else { return }
+                    ConnectionEvents.from(closure)?.disconnected()
+                },
+                events
+            )
+        )
+        try check(
+            natsOptions_SetReconnectedCB(
+                options,
+                { connection, closure in
+                    ConnectionEvents.from(closure)?.reconnected(connection)
+                },
+                events
+            )
+        )
+        try check(
+            natsOptions_SetErrorHandler(
+                options,
+                { _, _, status, closure in
+                    ConnectionEvents.from(closure)?.asyncError(status)
+                },
+                events
+            )
+        )
+        try check(
+            natsOptions_SetClosedCB(
+                options,
+                { _, closure in
+                    guard let closure else { return }
+                    Unmanaged<ConnectionEvents>.fromOpaque(closure).takeRetainedValue().closed()
+                },
+                events
+            )
+        )
 
         var connection: OpaquePointer?
         let status = natsConnection_Connect(&connection, options)
