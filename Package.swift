@@ -16,7 +16,9 @@ let package = Package(
         .executable(name: "QuickStart", targets: ["QuickStart"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0")
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -29,6 +31,8 @@ let package = Package(
             dependencies: [
                 "CNATS",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcomingFeatures
         ),
@@ -45,7 +49,12 @@ let package = Package(
         ),
         .testTarget(
             name: "MessageStoreTests",
-            dependencies: ["MessageStore", "MessageStoreTesting"],
+            dependencies: [
+                "MessageStore",
+                "MessageStoreTesting",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: upcomingFeatures
         ),
     ]

@@ -54,3 +54,27 @@ func elapsed(_ body: () async throws -> Void) async rethrows -> Duration {
     try await body()
     return clock.now - start
 }
+
+/// Runs `subscription` in a child task for the duration of `body`, then stops it and waits for
+/// `run()` to return (bounded), so no test leaves a worker behind.
+@discardableResult
+func withRunning<R>(
+    _ subscriptions: Subscription...,
+    body: () async throws -> R
+) async throws -> R {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for subscription in subscriptions {
+            group.addTask { try await subscription.run() }
+        }
+        do {
+            let result = try await body()
+            for subscription in subscriptions { subscription.stop() }
+            try await group.waitForAll()
+            return result
+        } catch {
+            for subscription in subscriptions { subscription.stop() }
+            try? await group.waitForAll()
+            throw error
+        }
+    }
+}

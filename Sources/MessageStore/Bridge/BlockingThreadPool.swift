@@ -174,13 +174,20 @@ final class ConditionLock: @unchecked Sendable {
 
     /// Waits for a signal; returns false when `seconds` passed without one.
     func wait(seconds: Int) -> Bool {
+        wait(nanoseconds: Int64(seconds) * 1_000_000_000)
+    }
+
+    /// Waits for a signal; returns false when `nanoseconds` passed without one.
+    func wait(nanoseconds: Int64) -> Bool {
         #if canImport(Darwin)
-            var relative = timespec(tv_sec: seconds, tv_nsec: 0)
+            var relative = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
             return pthread_cond_timedwait_relative_np(cond, mutex, &relative) != ETIMEDOUT
         #else
             var deadline = timespec()
             clock_gettime(CLOCK_MONOTONIC, &deadline)
-            deadline.tv_sec += seconds
+            let total = Int64(deadline.tv_nsec) + nanoseconds % 1_000_000_000
+            deadline.tv_sec += Int(nanoseconds / 1_000_000_000 + total / 1_000_000_000)
+            deadline.tv_nsec = Int(total % 1_000_000_000)
             return pthread_cond_timedwait(cond, mutex, &deadline) != ETIMEDOUT
         #endif
     }

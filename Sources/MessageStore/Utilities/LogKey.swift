@@ -7,4 +7,6 @@ enum LogKey {
     static let sequence = "message_store.sequence"
     static let attempt = "message_store.attempt"
     static let error = "message_store.error"
+    static let consumer = "message_store.consumer"
+    static let type = "message_store.type"
 }

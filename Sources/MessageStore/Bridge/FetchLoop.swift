@@ -1,0 +1,128 @@
+import CNATS
+import Logging
+
+/// Pulls batches from a ``PullSubscription`` on a thread of its own and hands them to Swift.
+///
+/// Drains with no-wait batch requests while messages are available; when the consumer is empty it
+/// long-polls for a single message, so an idle worker sees a new message as soon as it is stored.
+/// At most `maxBatchesInFlight` batches wait for the Swift side at a time. While the server is
+/// away, it backs off instead of spinning, and logs once per outage.
+final class FetchLoop: @unchecked Sendable {
+    // @unchecked: the mutable fields are guarded by `condition`.
+    private let subscription: PullSubscription
+    private let batchSize: Int
+    private let longPoll: Duration
+    private let maxBatchesInFlight: Int
+    private let logger: Logger
+    private let condition = ConditionLock()
+    private var batchesInFlight = 0
+    private var stopping = false
+    private let continuation: AsyncStream<[FetchedMessage]>.Continuation
+
+    /// The batches fetched, in order; finishes when the loop stops.
+    let batches: AsyncStream<[FetchedMessage]>
+
+    init(
+        subscription: PullSubscription,
+        batchSize: Int,
+        longPoll: Duration,
+        maxBatchesInFlight: Int = 2,
+        logger: Logger
+    ) {
+        self.subscription = subscription
+        self.batchSize = batchSize
+        self.longPoll = longPoll
+        self.maxBatchesInFlight = maxBatchesInFlight
+        self.logger = logger
+        (batches, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+    }
+
+    func start() {
+        BlockingThreadPool.startDedicatedThread(name: "ms-fetch") { [self] in run() }
+    }
+
+    /// Called by the Swift side when it has finished a batch, so another may be fetched.
+    func batchDone() {
+        condition.lock()
+        batchesInFlight -= 1
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Stops fetching: wakes a blocked fetch and ends ``batches`` after the current fetch.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        subscription.unsubscribe()
+    }
+
+    private var isStopping: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopping
+    }
+
+    private func run() {
+        defer { continuation.finish() }
+        var drained = false
+        var failures = 0
+        while true {
+            condition.lock()
+            while batchesInFlight >= maxBatchesInFlight && !stopping {
+                _ = condition.wait(seconds: 1)
+            }
+            let stop = stopping
+            condition.unlock()
+            if stop { return }
+
+            switch subscription.fetch(batch: batchSize, longPoll: drained ? longPoll : nil) {
+            case .messages(let messages):
+                if failures > 0 {
+                    logger.notice("fetching resumed", metadata: metadata)
+                    failures = 0
+                }
+                drained = false
+                condition.lock()
+                batchesInFlight += 1
+                condition.unlock()
+                continuation.yield(messages)
+            case .empty:
+                if failures > 0 && drained {
+                    logger.notice("fetching resumed", metadata: metadata)
+                    failures = 0
+                }
+                drained = true
+            case .finished:
+                return
+            case .failed(let error):
+                if isStopping { return }
+                failures += 1
+                if failures == 1 {
+                    logger.warning(
+                        "fetching failed; retrying until the server answers",
+                        metadata: metadata.merging([LogKey.error: "\(error)"]) { $1 }
+                    )
+                }
+                // Back off from 50 ms to 2 s so an absent server costs nothing.
+                let pause = min(50 << min(failures - 1, 6), 2_000)
+                condition.lock()
+                if !stopping { _ = condition.wait(milliseconds: pause) }
+                condition.unlock()
+                drained = false
+            }
+        }
+    }
+
+    private var metadata: Logger.Metadata {
+        [LogKey.stream: "\(subscription.stream)", LogKey.consumer: "\(subscription.consumer)"]
+    }
+}
+
+extension ConditionLock {
+    /// Waits for a signal for at most `milliseconds`; returns false on timeout.
+    func wait(milliseconds: Int) -> Bool {
+        wait(nanoseconds: Int64(milliseconds) * 1_000_000)
+    }
+}

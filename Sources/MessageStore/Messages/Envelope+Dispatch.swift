@@ -1,0 +1,80 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+extension Envelope {
+    /// Why a delivered body cannot go to a handler.
+    enum DispatchFailure: Error {
+        /// Not JSON, no string `type`, or `data` not an object.
+        case malformedEnvelope(String)
+        /// The envelope is fine but `data` does not decode as the handler's type.
+        case undecodableData(type: String, detail: String)
+    }
+
+    /// An envelope decoded in one pass: the type is read first, then `data` is decoded straight
+    /// into the payload type of the handler registered for it.
+    struct Dispatched: Decodable {
+        var type: String
+        var metadata: MessageMetadata?
+        /// The typed data, or nil when no handler takes this type.
+        var payload: (any MessagePayload)?
+
+        private enum CodingKeys: String, CodingKey {
+            case type, data, metadata
+        }
+
+        static let handlersKey = CodingUserInfoKey(rawValue: "message-store.handlers")!
+
+        /// Carried through `userInfo` to `init(from:)`.
+        struct Table: Sendable {
+            var payloadTypes: [String: any MessagePayload.Type]
+        }
+
+        struct DataFailure: Error {
+            var type: String
+            var underlying: any Error
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            type = try container.decode(String.self, forKey: .type)
+            metadata = try container.decodeIfPresent(MessageMetadata.self, forKey: .metadata)
+            let table = decoder.userInfo[Self.handlersKey] as? Table
+            if let payloadType = table?.payloadTypes[type] {
+                // `data` must be an object whatever the payload type accepts.
+                _ = try container.nestedContainer(keyedBy: AnyKey.self, forKey: .data)
+                do {
+                    payload = try container.decode(payloadType, forKey: .data)
+                } catch {
+                    throw DataFailure(type: type, underlying: error)
+                }
+            } else {
+                _ = try container.nestedContainer(keyedBy: AnyKey.self, forKey: .data)
+                payload = nil
+            }
+        }
+    }
+
+    /// A decoder that dispatches `data` to the payload types of `handlers`.
+    static func makeDispatchDecoder(for handlers: MessageHandlers) -> JSONDecoder {
+        let decoder = makeDecoder()
+        decoder.userInfo[Dispatched.handlersKey] = Dispatched.Table(
+            payloadTypes: handlers.table.mapValues(\.payloadType)
+        )
+        return decoder
+    }
+
+    static func decodeForDispatch(_ body: [UInt8], using decoder: JSONDecoder) throws(DispatchFailure) -> Dispatched {
+        do {
+            return try body.withUnsafeBufferPointer { buffer in
+                try decoder.decode(Dispatched.self, from: Data(buffer: buffer))
+            }
+        } catch let failure as Dispatched.DataFailure {
+            throw .undecodableData(type: failure.type, detail: describe(failure.underlying))
+        } catch {
+            throw .malformedEnvelope(describe(error))
+        }
+    }
+}

@@ -1,0 +1,365 @@
+import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// A durable worker: it delivers each message on a subject filter to the handler of its type,
+/// retries failures a bounded number of times, and terminates and dead-letters poison messages
+/// instead of letting them block the stream.
+///
+/// It is a ServiceLifecycle `Service`: ``run()`` works until graceful shutdown (or cancellation,
+/// or ``stop()``), then lets the handler in progress finish, acknowledges it, and returns.
+///
+/// ```swift
+/// let worker = try store.subscription(
+///     to: "orders.>",
+///     consumer: "order-worker",
+///     handlers: MessageHandlers()
+///         .handling(OrderPlaced.self) { message in try await ship(message.data) }
+/// )
+/// let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+/// try await group.run()
+/// ```
+///
+/// Several workers with the same consumer name share the messages (each message goes to one of
+/// them); workers with different consumer names each see every message.
+public final class Subscription: Service, Sendable {
+    /// How the subscription fetches, retries and gives up.
+    public struct Configuration: Sendable {
+        /// How many times a handler may run for one message. Defaults to 3: after the third
+        /// failure the message is terminated (and dead-lettered) instead of retried.
+        public var maxAttempts = 3
+        /// The pause between a failure and the next attempt. Defaults to exponential from 1 second,
+        /// doubling, at most 60 seconds.
+        public var retrySchedule = RetrySchedule.exponential()
+        /// Where terminated messages are copied, as an application subject prefix: a message from
+        /// `orders.command.42` goes to `<deadLetterSubject>.orders.command.42`. Defaults to none.
+        public var deadLetterSubject: String?
+        /// How long the server waits for an acknowledgement before redelivering. Defaults to
+        /// 30 seconds.
+        public var ackWait: Duration = .seconds(30)
+        /// How often a running handler tells the server it is still working, so the message is not
+        /// redelivered meanwhile. Defaults to nil: a third of ``ackWait``.
+        public var progressInterval: Duration?
+        /// The most messages fetched in one request. Defaults to 256.
+        public var batchSize = 256
+        /// The most messages delivered but not yet acknowledged, across every worker of the
+        /// consumer. Defaults to 1,024.
+        public var maxAckPending = 1_024
+        /// How many handlers run at once. Defaults to 1, which keeps the stream's order.
+        public var maxConcurrentHandlers = 1
+        /// What to do with a message whose type has no handler. Defaults to
+        /// ``UnknownTypePolicy/acknowledge``.
+        public var unknownTypes = UnknownTypePolicy.acknowledge
+        /// How long an idle worker's request for new messages stays open before it is renewed.
+        /// Defaults to 5 seconds.
+        public var idlePollInterval: Duration = .seconds(5)
+
+        /// Creates the default configuration.
+        public init() {}
+    }
+
+    /// What to do with a message whose type has no handler.
+    public struct UnknownTypePolicy: Sendable, Hashable {
+        enum Action: Hashable {
+            case acknowledge, deadLetter
+        }
+
+        let action: Action
+
+        /// Acknowledge and skip it (logged at debug level), as the Python package does.
+        public static let acknowledge = UnknownTypePolicy(action: .acknowledge)
+        /// Terminate it and copy it to the dead-letter subject.
+        public static let deadLetter = UnknownTypePolicy(action: .deadLetter)
+    }
+
+    /// The application subject filter, such as `orders.>`.
+    public let filter: String
+    /// The durable consumer's name.
+    public let consumer: String
+    /// The subscription's configuration.
+    public let configuration: Configuration
+
+    let store: MessageStore
+    let handlers: MessageHandlers
+    let natsFilter: String
+    private let state = Mutex(State.idle)
+
+    private enum State {
+        case idle
+        case starting(stopRequested: Bool)
+        case running(FetchLoop)
+        case stopping
+    }
+
+    init(
+        store: MessageStore,
+        filter: String,
+        consumer: String,
+        handlers: MessageHandlers,
+        configuration: Configuration
+    ) throws(MessageStoreError) {
+        natsFilter = try store.naming.filterSubject(filter)
+        try Self.validate(consumer: consumer, configuration: configuration, naming: store.naming)
+        self.store = store
+        self.filter = filter
+        self.consumer = consumer
+        self.handlers = handlers
+        self.configuration = configuration
+    }
+
+    /// Runs until graceful shutdown, cancellation or ``stop()``.
+    ///
+    /// It makes sure the stream, the durable consumer and the dead-letter stream exist, then
+    /// fetches and dispatches. While the server is away it waits and resumes when the connection
+    /// comes back. Calling it while it already runs returns at once.
+    /// - Throws: ``MessageStoreError`` when it cannot start: no stream covers the filter (and the
+    ///   store may not create one), no stream for the dead-letter subject, or the consumer exists
+    ///   with another filter.
+    public func run() async throws {
+        let start = state.withLock { state -> Bool in
+            guard case .idle = state else { return false }
+            state = .starting(stopRequested: false)
+            return true
+        }
+        guard start else {
+            store.logger.debug("subscription is already running", metadata: logMetadata)
+            return
+        }
+        defer { state.withLock { $0 = .idle } }
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await runUntilStopped()
+            } onCancel: {
+                self.stop()
+            }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    /// Stops the subscription gracefully: no new fetches; the handler in progress finishes and is
+    /// acknowledged; messages fetched but not started go back to the server at once. Harmless to
+    /// repeat, or to call when not running.
+    public func stop() {
+        let loop = state.withLock { state -> FetchLoop? in
+            switch state {
+            case .idle, .stopping:
+                return nil
+            case .starting:
+                state = .starting(stopRequested: true)
+                return nil
+            case .running(let loop):
+                state = .stopping
+                return loop
+            }
+        }
+        loop?.stop()
+    }
+
+    var isStopping: Bool {
+        state.withLock { state in
+            switch state {
+            case .stopping, .starting(stopRequested: true): return true
+            default: return false
+            }
+        }
+    }
+
+    private func runUntilStopped() async throws {
+        let setup = try await prepare()
+        let batchSize = max(1, min(configuration.batchSize, configuration.maxAckPending))
+        let loop = FetchLoop(
+            subscription: setup.subscription,
+            batchSize: batchSize,
+            longPoll: configuration.idlePollInterval,
+            maxBatchesInFlight: configuration.maxAckPending >= 2 * batchSize ? 2 : 1,
+            logger: store.logger
+        )
+        let stopAtOnce = state.withLock { state -> Bool in
+            if case .starting(stopRequested: true) = state {
+                state = .stopping
+                return true
+            }
+            state = .running(loop)
+            return false
+        }
+        if stopAtOnce {
+            setup.subscription.unsubscribe()
+            return
+        }
+        store.logger.info(
+            "subscription started",
+            metadata: logMetadata.merging([LogKey.stream: "\(setup.stream)"]) { $1 }
+        )
+        let dispatcher = Dispatcher(subscription: self, stream: setup.stream, deadLetterPrefix: setup.deadLetterPrefix)
+        loop.start()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await dispatcher.progress.run()
+            }
+            for await batch in loop.batches {
+                await dispatcher.process(batch)
+                loop.batchDone()
+            }
+            group.cancelAll()
+        }
+        store.logger.info("subscription stopped", metadata: logMetadata)
+    }
+
+    var logMetadata: Logger.Metadata {
+        [LogKey.consumer: "\(consumer)", LogKey.subject: "\(filter)"]
+    }
+}
+
+extension MessageStore {
+    /// Creates a durable worker on `filter` that dispatches each message to the handler of its type.
+    ///
+    /// Nothing happens on the server until the subscription runs.
+    /// - Parameters:
+    ///   - filter: An application subject filter, such as `orders.>` or `orders.command.*`.
+    ///   - consumer: The durable consumer's name: workers with the same name share the messages.
+    ///   - handlers: One handler per message type.
+    ///   - configuration: Retries, dead-lettering, batching and concurrency. Defaults to
+    ///     ``Subscription/Configuration/init()``.
+    /// - Throws: ``MessageStoreError/Code/invalidSubject`` for a bad filter, consumer name or
+    ///   dead-letter subject; ``MessageStoreError/Code/invalidConfiguration`` for impossible options.
+    public func subscription(
+        to filter: String,
+        consumer: String,
+        handlers: MessageHandlers,
+        configuration: Subscription.Configuration = Subscription.Configuration()
+    ) throws(MessageStoreError) -> Subscription {
+        try Subscription(
+            store: self,
+            filter: filter,
+            consumer: consumer,
+            handlers: handlers,
+            configuration: configuration
+        )
+    }
+}
+
+extension Subscription {
+    struct Setup {
+        var stream: String
+        var subscription: PullSubscription
+        /// `<dead-letter subject>.` as an application subject prefix, when dead-lettering.
+        var deadLetterPrefix: String?
+    }
+
+    static func validate(consumer: String, configuration: Configuration, naming: Naming) throws(MessageStoreError) {
+        do {
+            try SubjectRules.validateCategory(consumer)
+        } catch {
+            throw MessageStoreError(
+                code: .invalidConfiguration,
+                message: "invalid consumer name \"\(consumer)\": \(error.message)",
+                consumer: consumer
+            )
+        }
+        func invalid(_ text: String) -> MessageStoreError {
+            MessageStoreError(code: .invalidConfiguration, message: text, consumer: consumer)
+        }
+        guard configuration.maxAttempts >= 1 else { throw invalid("maxAttempts must be at least 1") }
+        guard configuration.batchSize >= 1 else { throw invalid("batchSize must be at least 1") }
+        guard configuration.maxAckPending >= 1 else { throw invalid("maxAckPending must be at least 1") }
+        guard configuration.maxConcurrentHandlers >= 1 else {
+            throw invalid("maxConcurrentHandlers must be at least 1")
+        }
+        guard configuration.ackWait >= .milliseconds(100) else { throw invalid("ackWait must be at least 100 ms") }
+        guard configuration.idlePollInterval >= .milliseconds(100) else {
+            throw invalid("idlePollInterval must be at least 100 ms")
+        }
+        if let interval = configuration.progressInterval, interval <= .zero || interval >= configuration.ackWait {
+            throw invalid("progressInterval must be positive and shorter than ackWait")
+        }
+        if let deadLetter = configuration.deadLetterSubject {
+            _ = try naming.publishSubject(deadLetter)
+        }
+    }
+
+    /// Makes sure the streams and the consumer exist, then binds a pull subscription.
+    func prepare() async throws(MessageStoreError) -> Setup {
+        var deadLetterPrefix: String?
+        if let deadLetter = configuration.deadLetterSubject {
+            _ = try await ensureStream(covering: deadLetter + ".>", purpose: "the dead-letter subject \(deadLetter)")
+            deadLetterPrefix = deadLetter + "."
+        }
+        let stream = try await ensureStream(covering: filter, purpose: "the subscription filter \(filter)")
+
+        var desired = JetStreamAPI.ConsumerConfig(durableName: consumer)
+        desired.filterSubject = natsFilter
+        desired.ackWait = configuration.ackWait.nanoseconds
+        // One delivery beyond the attempts: a worker that crashed during the last attempt gets the
+        // message once more, and terminates and dead-letters it without running the handler.
+        desired.maxDeliver = configuration.maxAttempts + 1
+        desired.maxAckPending = configuration.maxAckPending
+
+        let api = store.api
+        if let existing = try await api.consumerInfo(stream: stream, name: consumer) {
+            if let existingFilter = existing.config.filterSubject, !existingFilter.isEmpty,
+                existingFilter != natsFilter
+            {
+                throw MessageStoreError(
+                    code: .invalidConfiguration,
+                    message: "consumer \(consumer) already exists on stream \(stream) with filter \(existingFilter), "
+                        + "not \(natsFilter); use another consumer name or delete the consumer",
+                    stream: stream,
+                    consumer: consumer
+                )
+            }
+            if existing.config.ackWait != desired.ackWait || existing.config.maxDeliver != desired.maxDeliver
+                || existing.config.maxAckPending != desired.maxAckPending
+            {
+                var update = existing.config
+                update.ackWait = desired.ackWait
+                update.maxDeliver = desired.maxDeliver
+                update.maxAckPending = desired.maxAckPending
+                do {
+                    _ = try await api.createOrUpdateDurableConsumer(stream: stream, config: update)
+                    store.logger.info("updated consumer settings", metadata: logMetadata)
+                } catch {
+                    store.logger.warning(
+                        "could not update the existing consumer's settings; using them as they are",
+                        metadata: logMetadata.merging([LogKey.error: "\(error)"]) { $1 }
+                    )
+                }
+            }
+        } else {
+            do {
+                _ = try await api.createOrUpdateDurableConsumer(stream: stream, config: desired)
+            } catch {
+                // Another worker may have created it at the same moment.
+                guard try await api.consumerInfo(stream: stream, name: consumer) != nil else { throw error }
+            }
+        }
+        let subscription = try await PullSubscription.bind(
+            client: store.client,
+            natsFilter: natsFilter,
+            stream: stream,
+            consumer: consumer
+        )
+        return Setup(stream: stream, subscription: subscription, deadLetterPrefix: deadLetterPrefix)
+    }
+
+    /// The name of the stream covering `applicationFilter`, created when the store may.
+    private func ensureStream(covering applicationFilter: String, purpose: String) async throws(MessageStoreError)
+        -> String
+    {
+        if let stream = try await store.stream(for: applicationFilter) {
+            return stream.name
+        }
+        let category = Naming.category(of: applicationFilter)
+        guard store.configuration.createMissingStreams, (try? SubjectRules.validateCategory(category)) != nil else {
+            throw MessageStoreError(
+                code: .streamNotFound,
+                message: "no stream covers \(store.naming.subjectPrefix)\(applicationFilter), needed for \(purpose); "
+                    + "create stream \(store.naming.streamName(category: category)) (ensureStream(\"\(category)\")) "
+                    + "or let the store create missing streams",
+                subject: applicationFilter,
+                consumer: consumer
+            )
+        }
+        return try await store.ensureStream(category).name
+    }
+}

@@ -1,0 +1,41 @@
+import Metrics
+import Synchronization
+
+/// The subscription's swift-metrics instruments, labelled by consumer and message type.
+///
+/// Instruments for the registered types are made up front; others (unknown or unreadable types)
+/// share the type label `other`, so a peer cannot grow the number of time series.
+final class SubscriptionMetrics: Sendable {
+    struct PerType: Sendable {
+        let handled: Counter
+        let failed: Counter
+        let retried: Counter
+        let terminated: Counter
+        let deadLettered: Counter
+        let duration: Metrics.Timer
+
+        init(consumer: String, type: String) {
+            let dimensions = [("consumer", consumer), ("type", type)]
+            handled = Counter(label: "message_store_handled", dimensions: dimensions)
+            failed = Counter(label: "message_store_failed", dimensions: dimensions)
+            retried = Counter(label: "message_store_retried", dimensions: dimensions)
+            terminated = Counter(label: "message_store_terminated", dimensions: dimensions)
+            deadLettered = Counter(label: "message_store_dead_lettered", dimensions: dimensions)
+            duration = Metrics.Timer(label: "message_store_handler_duration", dimensions: dimensions)
+        }
+    }
+
+    let skipped: Counter
+    private let byType: [String: PerType]
+    private let other: PerType
+
+    init(consumer: String, types: [String]) {
+        skipped = Counter(label: "message_store_skipped", dimensions: [("consumer", consumer)])
+        byType = Dictionary(uniqueKeysWithValues: types.map { ($0, PerType(consumer: consumer, type: $0)) })
+        other = PerType(consumer: consumer, type: "other")
+    }
+
+    func forType(_ type: String?) -> PerType {
+        type.flatMap { byType[$0] } ?? other
+    }
+}
