@@ -83,6 +83,8 @@ public final class Subscription: Service, Sendable {
     let handlers: MessageHandlers
     let natsFilter: String
     private let state = Mutex(State.idle)
+    /// Tasks waiting for the subscription to be running (or to have given up starting).
+    private let startWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     private enum State {
         case idle
@@ -125,7 +127,10 @@ public final class Subscription: Service, Sendable {
             store.logger.debug("subscription is already running", metadata: logMetadata)
             return
         }
-        defer { state.withLock { $0 = .idle } }
+        defer {
+            state.withLock { $0 = .idle }
+            resumeStartWaiters()
+        }
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
                 try await runUntilStopped()
@@ -183,6 +188,7 @@ public final class Subscription: Service, Sendable {
             state = .running(loop)
             return false
         }
+        resumeStartWaiters()
         if stopAtOnce {
             setup.subscription.unsubscribe()
             return
@@ -203,7 +209,43 @@ public final class Subscription: Service, Sendable {
             }
             group.cancelAll()
         }
+        // Acknowledgements are buffered for a moment; make sure the server has them before
+        // returning, so a process that exits right after a graceful shutdown loses none.
+        do {
+            try await store.client.flush(timeout: .seconds(5))
+        } catch {
+            store.logger.warning(
+                "could not confirm the last acknowledgements; those messages may be delivered again",
+                metadata: logMetadata.merging([LogKey.error: "\(error)"]) { $1 }
+            )
+        }
         store.logger.info("subscription stopped", metadata: logMetadata)
+    }
+
+    /// Returns once ``run()`` is fetching, or has ended without getting there.
+    func untilStarted() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if case .starting = state {
+                    startWaiters.withLock { $0.append(continuation) }
+                    return false
+                }
+                if case .idle = state {
+                    startWaiters.withLock { $0.append(continuation) }
+                    return false
+                }
+                return true
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    private func resumeStartWaiters() {
+        let waiters = startWaiters.withLock { waiters in
+            defer { waiters.removeAll() }
+            return waiters
+        }
+        waiters.forEach { $0.resume() }
     }
 
     var logMetadata: Logger.Metadata {

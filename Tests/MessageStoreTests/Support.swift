@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import MessageStore
+@testable import MessageStore
 import MessageStoreTesting
 import Testing
 
@@ -67,6 +67,9 @@ func withRunning<R>(
             group.addTask { try await subscription.run() }
         }
         do {
+            for subscription in subscriptions {
+                await subscription.untilStarted()
+            }
             let result = try await body()
             for subscription in subscriptions { subscription.stop() }
             try await group.waitForAll()
