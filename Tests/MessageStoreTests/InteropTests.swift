@@ -1,7 +1,8 @@
 import Foundation
-import MessageStore
 import MessageStoreTesting
 import Testing
+
+@testable import MessageStore
 
 /// Runs the Python `message-store` 0.4.0 package against the same server.
 ///
@@ -132,6 +133,58 @@ struct InteropTests {
                 id: "py-1"
             )
             #expect(duplicate.isDuplicate)
+        }
+    }
+
+    @Test func deadLettersUseThePythonPackagesLayout() async throws {
+        try #require(
+            Python.isAvailable,
+            "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh"
+        )
+        try await withStore { store, server in
+            try await store.ensureStream("orders")
+            try await store.ensureStream("dlq")
+            let swiftPoison = try await store.publish(OrderPlaced(orderId: "s", amount: 1), to: "orders.command.swift")
+            let pythonPoison = try await store.publish(OrderPlaced(orderId: "p", amount: 2), to: "orders.pycommand.p")
+
+            // Python's worker gives up on its message: four deliveries, then TERM and a copy.
+            let output = try Python.script(
+                "python_dead_letters.py",
+                [server.url, store.prefix, "orders.pycommand.>", "python-worker", "dlq", "dlq.orders.pycommand.p"]
+            )
+            #expect(output.status == 0, "python failed: \(output.stderr)")
+
+            // This library's worker gives up on its own.
+            var configuration = Subscription.Configuration()
+            configuration.deadLetterSubject = "dlq"
+            configuration.retrySchedule = .immediate
+            let worker = try store.subscription(
+                to: "orders.command.>",
+                consumer: "swift-worker",
+                handlers: MessageHandlers().handling(OrderPlaced.self) { _ in throw HandlerFailure() },
+                configuration: configuration
+            )
+            try await withRunning(worker) {
+                try await waitUntil("swift dead letter") {
+                    try await store.lastMessageRaw(on: "dlq.orders.command.swift") != nil
+                }
+            }
+
+            let fromPython = try #require(try await store.lastMessageRaw(on: "dlq.orders.pycommand.p"))
+            let fromSwift = try #require(try await store.lastMessageRaw(on: "dlq.orders.command.swift"))
+            // Same layout: <prefix>.<dead-letter subject>.<original application subject>, same
+            // stream, the original body byte for byte.
+            #expect(fromPython.natsSubject == "\(store.prefix).dlq.orders.pycommand.p")
+            #expect(fromSwift.natsSubject == "\(store.prefix).dlq.orders.command.swift")
+            let originalPython = try #require(try await store.lastMessageRaw(on: "orders.pycommand.p"))
+            let originalSwift = try #require(try await store.lastMessageRaw(on: "orders.command.swift"))
+            #expect(fromPython.body == originalPython.body)
+            #expect(fromSwift.body == originalSwift.body)
+            #expect(originalPython.sequence == pythonPoison.sequence)
+            #expect(originalSwift.sequence == swiftPoison.sequence)
+            // Both are readable as ordinary messages of the dead-letter stream.
+            let letter = try #require(try await store.lastMessage(on: "dlq.orders.pycommand.p"))
+            #expect(try letter.decode(as: OrderPlaced.self) == OrderPlaced(orderId: "p", amount: 2))
         }
     }
 }

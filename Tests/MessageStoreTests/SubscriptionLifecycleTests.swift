@@ -41,7 +41,10 @@ struct SubscriptionLifecycleTests {
                     return info.numAckPending == 0 && info.ackFloor.streamSeq == 1
                 }
             }
-            #expect(deliveries.events.count == 1, "redelivered while the handler ran: \(deliveries.events.map(\.attempt))")
+            #expect(
+                deliveries.events.count == 1,
+                "redelivered while the handler ran: \(deliveries.events.map(\.attempt))"
+            )
             let info = try await store.consumerInfo("slow", category: "jobs")
             #expect(info.numRedelivered == 0)
         }
@@ -336,7 +339,9 @@ struct SubscriptionLifecycleTests {
 
     @Test func missingDeadLetterStreamFailsAtStartWhenStreamsMayNotBeCreated() async throws {
         try await withStore(createMissingStreams: false) { store, _ in
-            _ = try await store.api.createStream(.init(name: "\(store.prefix)-orders", subjects: ["\(store.prefix).orders.>"]))
+            _ = try await store.api.createStream(
+                .init(name: "\(store.prefix)-orders", subjects: ["\(store.prefix).orders.>"])
+            )
             var configuration = Subscription.Configuration()
             configuration.deadLetterSubject = "dlq"
             let worker = try store.subscription(

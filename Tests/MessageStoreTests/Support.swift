@@ -1,8 +1,9 @@
 import Foundation
 import Logging
-@testable import MessageStore
 import MessageStoreTesting
 import Testing
+
+@testable import MessageStore
 
 /// A unique environment prefix per test, so tests can share nothing and run in parallel.
 func uniquePrefix(_ base: String = "t") -> String {

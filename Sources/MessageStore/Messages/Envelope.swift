@@ -35,6 +35,11 @@ enum Envelope {
         init?(intValue: Int) { nil }
     }
 
+    /// Shared coders: configuring one per message costs more than the coding itself, and
+    /// JSONEncoder/JSONDecoder are safe to share once configured.
+    static let encoder = makeEncoder()
+    static let decoder = makeDecoder()
+
     static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
@@ -67,7 +72,6 @@ enum Envelope {
         metadata: MessageMetadata?,
         subject: String
     ) throws(MessageStoreError) -> [UInt8] {
-        let encoder = makeEncoder()
         do {
             let dataBytes = try encoder.encode(data)
             guard dataBytes.first == UInt8(ascii: "{") else {
@@ -101,7 +105,7 @@ enum Envelope {
     /// Reads the type and metadata of an envelope, checking that `data` is an object.
     static func decodeHead(_ body: [UInt8], subject: String?, sequence: UInt64?) throws(MessageStoreError) -> Head {
         do {
-            return try makeDecoder().decode(Head.self, from: Data(body))
+            return try decoder.decode(Head.self, from: Data(body))
         } catch {
             throw MessageStoreError(
                 code: .decodingFailed,
@@ -122,7 +126,7 @@ enum Envelope {
         sequence: UInt64?
     ) throws(MessageStoreError) -> Payload {
         do {
-            return try makeDecoder().decode(DataOnly<Payload>.self, from: Data(body)).data
+            return try decoder.decode(DataOnly<Payload>.self, from: Data(body)).data
         } catch {
             throw MessageStoreError(
                 code: .decodingFailed,

@@ -62,6 +62,8 @@ enum SubjectRules {
     }
 
     private static func validateCharacters(_ value: String, what: String) throws(MessageStoreError) {
+        // Fast path: printable ASCII without space is always fine, and it is what subjects are.
+        if value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) { return }
         for scalar in value.unicodeScalars {
             if scalar.properties.isWhitespace {
                 throw .invalidSubject(value, "a \(what) may not contain whitespace")
