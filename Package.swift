@@ -53,6 +53,7 @@ let package = Package(
                 "MessageStore",
                 "MessageStoreTesting",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: upcomingFeatures
