@@ -14,7 +14,7 @@ enum ReadmeWorkerExample {
         // README worker begins
         let worker = try store.subscription(
             to: "orders.>",
-            consumer: "order-worker",                 // workers with the same name share the messages
+            consumer: "order-worker",  // workers with the same name share the messages
             handlers: MessageHandlers()
                 .handling(OrderPlaced.self) { message in
                     try await ship(message.data.orderId)  // throw to retry later
@@ -25,11 +25,15 @@ enum ReadmeWorkerExample {
                 },
             configuration: {
                 var configuration = Subscription.Configuration()
-                configuration.deadLetterSubject = "dead-letters"   // terminated messages are copied here
+                configuration.deadLetterSubject = "dead-letters"  // terminated messages are copied here
                 return configuration
             }()
         )
-        let services = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let services = ServiceGroup(
+            services: [worker],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
         try await services.run()
         // README worker ends
     }
