@@ -31,5 +31,7 @@ echo "test: nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/nul
 swift build --build-tests
 swift test "$@"
 if [[ $# -eq 0 ]]; then
+    # Latency tests measure the cooperative pool, so they run alone, after the parallel suite.
+    MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests
     scripts/leak-check.sh
 fi

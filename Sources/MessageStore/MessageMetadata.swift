@@ -34,7 +34,7 @@ public struct MessageMetadata: Sendable, Hashable, Codable {
 
     private static let knownKeys: Set<String> = ["originSubject", "traceId"]
 
-    private struct Key: CodingKey {
+    private struct FieldName: CodingKey {
         var stringValue: String
         var intValue: Int? { nil }
         init(stringValue: String) { self.stringValue = stringValue }
@@ -43,7 +43,7 @@ public struct MessageMetadata: Sendable, Hashable, Codable {
 
     /// Decodes metadata, keeping every key that is not `originSubject` or `traceId`.
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: Key.self)
+        let container = try decoder.container(keyedBy: FieldName.self)
         var additional: [String: JSONValue] = [:]
         originSubject = nil
         traceId = nil
@@ -62,11 +62,11 @@ public struct MessageMetadata: Sendable, Hashable, Codable {
 
     /// Encodes the additional keys, then `originSubject` and `traceId` when set.
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: Key.self)
+        var container = encoder.container(keyedBy: FieldName.self)
         for key in additionalFields.keys.sorted() where !Self.knownKeys.contains(key) {
-            try container.encode(additionalFields[key], forKey: Key(stringValue: key))
+            try container.encode(additionalFields[key], forKey: FieldName(stringValue: key))
         }
-        try container.encodeIfPresent(originSubject, forKey: Key(stringValue: "originSubject"))
-        try container.encodeIfPresent(traceId, forKey: Key(stringValue: "traceId"))
+        try container.encodeIfPresent(originSubject, forKey: FieldName(stringValue: "originSubject"))
+        try container.encodeIfPresent(traceId, forKey: FieldName(stringValue: "traceId"))
     }
 }

@@ -29,6 +29,7 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
             case encodingFailed
             case decodingFailed
             case clientError
+            case waitTimedOut
         }
 
         private let base: Base
@@ -63,6 +64,8 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
         public static let encodingFailed = Code(.encodingFailed)
         /// A stored message is not a valid envelope, or its data does not decode to the type.
         public static let decodingFailed = Code(.decodingFailed)
+        /// ``MessageStore/waitFor(_:after:timeout:where:)`` saw no matching message in time.
+        public static let waitTimedOut = Code(.waitTimedOut)
         /// The NATS client library reported a failure not covered by another code.
         public static let clientError = Code(.clientError)
 

@@ -104,9 +104,17 @@ extension JetStreamAPI {
         var numReplicas: Int?
         var duplicateWindow: Int64?
         var discard: String? = "old"
+        var maxMsgsPerSubject: Int64?
+        var allowRollupHdrs: Bool?
+        var denyDelete: Bool?
+        var allowDirect: Bool?
 
         enum CodingKeys: String, CodingKey {
             case name, subjects, retention, storage, discard
+            case maxMsgsPerSubject = "max_msgs_per_subject"
+            case allowRollupHdrs = "allow_rollup_hdrs"
+            case denyDelete = "deny_delete"
+            case allowDirect = "allow_direct"
             case maxConsumers = "max_consumers"
             case maxMsgs = "max_msgs"
             case maxBytes = "max_bytes"

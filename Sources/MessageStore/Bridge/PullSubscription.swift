@@ -128,6 +128,10 @@ final class FetchedMessage: @unchecked Sendable {
     let body: [UInt8]
     let headers: MessageHeaders
     let streamSequence: UInt64
+    /// The consumer's own sequence: consecutive for an ordered read, so a gap shows a lost message.
+    let consumerSequence: UInt64
+    /// How many messages the consumer still had for the client when this one was sent.
+    let pending: UInt64
     let deliveryCount: Int
     /// Nanoseconds since the Unix epoch.
     let timestamp: Int64
@@ -142,11 +146,15 @@ final class FetchedMessage: @unchecked Sendable {
         var metadata: UnsafeMutablePointer<jsMsgMetaData>?
         if natsMsg_GetMetaData(&metadata, message) == NATS_OK, let metadata {
             streamSequence = metadata.pointee.Sequence.Stream
+            consumerSequence = metadata.pointee.Sequence.Consumer
+            pending = metadata.pointee.NumPending
             deliveryCount = Int(metadata.pointee.NumDelivered)
             timestamp = metadata.pointee.Timestamp
             jsMsgMetaData_Destroy(metadata)
         } else {
             streamSequence = 0
+            consumerSequence = 0
+            pending = 0
             deliveryCount = 1
             timestamp = 0
         }

@@ -59,10 +59,13 @@ extension Envelope {
 
     /// A decoder that dispatches `data` to the payload types of `handlers`.
     static func makeDispatchDecoder(for handlers: MessageHandlers) -> JSONDecoder {
+        makeDispatchDecoder(payloadTypes: handlers.table.mapValues(\.payloadType))
+    }
+
+    /// A decoder that decodes `data` as the payload type registered for the envelope's type.
+    static func makeDispatchDecoder(payloadTypes: [String: any MessagePayload.Type]) -> JSONDecoder {
         let decoder = makeDecoder()
-        decoder.userInfo[Dispatched.handlersKey] = Dispatched.Table(
-            payloadTypes: handlers.table.mapValues(\.payloadType)
-        )
+        decoder.userInfo[Dispatched.handlersKey] = Dispatched.Table(payloadTypes: payloadTypes)
         return decoder
     }
 

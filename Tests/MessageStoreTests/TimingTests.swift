@@ -1,0 +1,47 @@
+import Foundation
+import MessageStore
+import MessageStoreTesting
+import Testing
+
+@testable import MessageStore
+
+/// Tests that measure latency on the cooperative thread pool. They only mean something when
+/// nothing else runs, so scripts/test.sh runs them alone after the parallel suite
+/// (`MESSAGE_STORE_TIMING_TESTS=1 swift test --filter TimingTests`).
+@Suite(
+    "Timing (run alone)",
+    .serialized,
+    .enabled(if: ProcessInfo.processInfo.environment["MESSAGE_STORE_TIMING_TESTS"] == "1")
+)
+struct TimingTests {
+    @Test func idleSubscriptionsDoNotBlockTheCooperativePool() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("idle")
+            var configuration = Subscription.Configuration()
+            configuration.idlePollInterval = .seconds(5)
+            let workers = try (1...10).map { index in
+                try store.subscription(
+                    to: "idle.>",
+                    consumer: "idle-\(index)",
+                    handlers: MessageHandlers().handling(Counter.self) { _ in },
+                    configuration: configuration
+                )
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in workers {
+                    group.addTask { try await worker.run() }
+                }
+                try await waitUntil("ten consumers") {
+                    try await store.streamDescription(named: "\(store.prefix)-idle").consumerCount == 10
+                }
+                for _ in 1...5 {
+                    let slept = await elapsed { try? await Task.sleep(for: .milliseconds(50)) }
+                    #expect(slept < .milliseconds(150), "a 50 ms sleep took \(slept)")
+                }
+                for worker in workers { worker.stop() }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+}
