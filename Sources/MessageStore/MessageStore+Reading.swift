@@ -71,9 +71,10 @@ extension MessageStore {
             var lastSequence: UInt64 = 0
             var count = 0
             var done = false
-            while !done {
-                let batch = try await reader.next(batch: 512)
-                if batch.isEmpty { break }
+            var batch = try await reader.next(batch: 512)
+            while !done && !batch.isEmpty {
+                // Fetch the next batch while this one is folded.
+                async let following = reader.next(batch: 512)
                 for fetched in batch {
                     if let limit, fetched.streamSequence > limit {
                         done = true
@@ -89,6 +90,7 @@ extension MessageStore {
                     state = try reducer.apply(state, payload, message)
                 }
                 if let limit, lastSequence >= limit { done = true }
+                batch = try await following
             }
             return (state, lastSequence, count)
         }

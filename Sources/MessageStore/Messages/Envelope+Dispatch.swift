@@ -43,11 +43,13 @@ extension Envelope {
             metadata = try container.decodeIfPresent(MessageMetadata.self, forKey: .metadata)
             let table = decoder.userInfo[Self.handlersKey] as? Table
             if let payloadType = table?.payloadTypes[type] {
-                // `data` must be an object whatever the payload type accepts.
-                _ = try container.nestedContainer(keyedBy: AnyKey.self, forKey: .data)
                 do {
                     payload = try container.decode(payloadType, forKey: .data)
                 } catch {
+                    // A `data` that is missing or not an object is a malformed envelope; only an
+                    // object of the wrong shape is undecodable data. Checked only on failure:
+                    // probing first would index the object's keys twice on every message.
+                    _ = try container.nestedContainer(keyedBy: AnyKey.self, forKey: .data)
                     throw DataFailure(type: type, underlying: error)
                 }
             } else {
