@@ -130,12 +130,15 @@ extension MessageStore {
     ///   - subject: An application subject or filter.
     ///   - position: Where to start. Defaults to ``ReadPosition/beginning``.
     ///   - limit: The most messages to return. Defaults to none.
+    ///   - follow: Whether to keep waiting for new messages after the last stored one, until the
+    ///     iterating task is cancelled (like `tail -f`). Defaults to false.
     public func messages(
         on subject: String,
         from position: ReadPosition = .beginning,
-        limit: Int? = nil
+        limit: Int? = nil,
+        follow: Bool = false
     ) -> StoredMessages {
-        StoredMessages(store: self, subject: subject, position: position, limit: limit)
+        StoredMessages(store: self, subject: subject, position: position, limit: limit, follow: follow)
     }
 
     /// Waits for the next message on `subject` that satisfies `predicate`.
@@ -219,10 +222,11 @@ public struct StoredMessages: AsyncSequence, Sendable {
     let subject: String
     let position: ReadPosition
     let limit: Int?
+    let follow: Bool
 
     /// Starts reading.
     public func makeAsyncIterator() -> Iterator {
-        Iterator(store: store, subject: subject, position: position, limit: limit)
+        Iterator(store: store, subject: subject, position: position, limit: limit, follow: follow)
     }
 
     /// Reads batches as they are needed.
@@ -235,12 +239,14 @@ public struct StoredMessages: AsyncSequence, Sendable {
         var buffer: [FetchedMessage] = []
         var bufferIndex = 0
         var finished = false
+        let follow: Bool
 
-        init(store: MessageStore, subject: String, position: ReadPosition, limit: Int?) {
+        init(store: MessageStore, subject: String, position: ReadPosition, limit: Int?, follow: Bool) {
             self.store = store
             self.subject = subject
             self.position = position
             self.remainingLimit = limit
+            self.follow = follow
         }
 
         /// The next message, or nil at the end.
@@ -261,16 +267,21 @@ public struct StoredMessages: AsyncSequence, Sendable {
                     start: start
                 )
             }
-            if bufferIndex == buffer.count {
+            while bufferIndex == buffer.count {
                 guard let reader else { return nil }
+                if Task.isCancelled { return await finish() }
+                let caughtUp = reader.isAtEnd
                 do {
-                    buffer = try await reader.next(batch: Swift.min(remainingLimit ?? 256, 256))
+                    buffer = try await reader.next(
+                        batch: Swift.min(remainingLimit ?? 256, 256),
+                        wait: follow && caughtUp ? .seconds(5) : nil
+                    )
                 } catch {
                     _ = await finish()
                     throw error
                 }
                 bufferIndex = 0
-                if buffer.isEmpty { return await finish() }
+                if buffer.isEmpty && !follow { return await finish() }
             }
             let fetched = buffer[bufferIndex]
             bufferIndex += 1

@@ -124,10 +124,23 @@ final class OrderedReader: Sendable {
             guard let current = cursor.withLock({ $0 }) else { return [] }
             if wait == nil && current.remaining == 0 { return [] }
             let subscription = try await subscription(for: current)
-            let outcome = try await store.client.pool.run {
-                () throws(MessageStoreError) -> PullSubscription.FetchOutcome in
-                subscription.fetch(batch: batch, longPoll: wait)
+            // A blocked fetch cannot see task cancellation; unsubscribing wakes it at once.
+            let pool = store.client.pool
+            let result: Result<PullSubscription.FetchOutcome, MessageStoreError> = await withTaskCancellationHandler {
+                do throws(MessageStoreError) {
+                    return .success(
+                        try await pool.run { () throws(MessageStoreError) -> PullSubscription.FetchOutcome in
+                            subscription.fetch(batch: batch, longPoll: wait)
+                        }
+                    )
+                } catch {
+                    return .failure(error)
+                }
+            } onCancel: {
+                subscription.unsubscribe()
             }
+            let outcome = try result.get()
+            if Task.isCancelled { return [] }
             switch outcome {
             case .messages(let messages):
                 if let gapAfter = accept(messages) {
