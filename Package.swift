@@ -45,7 +45,32 @@ let package = Package(
             name: "QuickStart",
             dependencies: ["MessageStore"],
             path: "Examples/QuickStart",
-            swiftSettings: upcomingFeatures
+        ),
+        .target(
+            name: "ExampleSupport",
+            dependencies: ["MessageStore", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/Shared",
+        ),
+        .executableTarget(
+            name: "PublishCommands",
+            dependencies: ["ExampleSupport", "MessageStore"],
+            path: "Examples/PublishCommands",
+        ),
+        .executableTarget(
+            name: "SubscriberWorker",
+            dependencies: [
+                "ExampleSupport",
+                "MessageStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/SubscriberWorker",
+        ),
+        .executableTarget(
+            name: "RetryAndTermination",
+            dependencies: ["ExampleSupport", "MessageStore"],
+            path: "Examples/RetryAndTermination",
         ),
         .testTarget(
             name: "MessageStoreTests",
