@@ -1,0 +1,140 @@
+import Foundation
+import MessageStore
+import MessageStoreTesting
+import Testing
+import Yams
+
+@testable import MessageStore
+
+@Suite("Deployment: docker-compose and a 3-node cluster")
+struct DeploymentTests {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func composeFileDescribesASingleNodeAndAThreeNodeCluster() throws {
+        let text = try String(contentsOf: Self.root.appendingPathComponent("docker-compose.yml"), encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let services = try #require(document["services"] as? [String: Any])
+        #expect(Set(services.keys) == ["nats", "nats-1", "nats-2", "nats-3"])
+        let volumes = try #require(document["volumes"] as? [String: Any?])
+
+        func service(_ name: String) throws -> (command: String, ports: [String], volumes: [String], profiles: [String]) {
+            let service = try #require(services[name] as? [String: Any])
+            let command = (service["command"] as? [String] ?? []).joined(separator: " ")
+            return (
+                command,
+                service["ports"] as? [String] ?? [],
+                service["volumes"] as? [String] ?? [],
+                service["profiles"] as? [String] ?? []
+            )
+        }
+
+        let single = try service("nats")
+        #expect(single.command.contains("--jetstream"))
+        #expect(single.command.contains("--store_dir"))
+        #expect(single.ports.contains("4222:4222"))
+        #expect(single.ports.contains("8222:8222"))
+        #expect(single.profiles.isEmpty)
+        let singleVolume = try #require(single.volumes.first?.split(separator: ":").first.map(String.init))
+        #expect(volumes.keys.contains(singleVolume))
+
+        var clientPorts: Set<String> = []
+        for (index, name) in ["nats-1", "nats-2", "nats-3"].enumerated() {
+            let node = try service(name)
+            #expect(node.profiles == ["cluster"])
+            #expect(node.command.contains("--jetstream"))
+            #expect(node.command.contains("--server_name=\(name)"))
+            #expect(node.command.contains("--cluster_name=message-store"))
+            #expect(node.command.contains("--cluster=nats://0.0.0.0:6222"))
+            #expect(node.command.contains("--routes=nats://nats-1:6222,nats://nats-2:6222,nats://nats-3:6222"))
+            #expect(node.ports.contains("\(4223 + index):4222"))
+            clientPorts.insert("\(4223 + index)")
+            let volume = try #require(node.volumes.first?.split(separator: ":").first.map(String.init))
+            #expect(volumes.keys.contains(volume))
+        }
+        #expect(clientPorts.count == 3)
+    }
+
+    @Test func threeNodeClusterKeepsAReplicatedStreamWorkingWhileANodeIsDown() async throws {
+        // The compose cluster's layout on loopback: three servers, one cluster, routes to all.
+        let clusterPorts = try (0..<3).map { _ in try NATSTestServer.freePort() }
+        let routes = clusterPorts.map { "nats://127.0.0.1:\($0)" }.joined(separator: ",")
+        let servers = try (0..<3).map { index in
+            try NATSTestServer(extraArguments: [
+                "--server_name", "node-\(index + 1)",
+                "--cluster_name", "message-store",
+                "--cluster", "nats://127.0.0.1:\(clusterPorts[index])",
+                "--routes", routes,
+            ])
+        }
+        defer {
+            let servers = servers
+            Task { for server in servers { try? await server.stop() } }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for server in servers { group.addTask { try await server.start() } }
+            try await group.waitForAll()
+        }
+
+        var configuration = NATSConnection.Configuration(servers: servers.map(\.url))
+        configuration.reconnect.wait = .milliseconds(100)
+        configuration.requestTimeout = .seconds(3)
+        let connection = try await NATSConnection.connect(configuration, logger: testLogger)
+        let store = try MessageStore(connection: connection, prefix: uniquePrefix(), createMissingStreams: true, logger: testLogger)
+
+        var options = StreamOptions()
+        options.replicas = 3
+        // The cluster elects its JetStream leader shortly after starting.
+        try await retrying("creating a 3-replica stream") { try await store.ensureStream("orders", options: options) }
+        let description = try await store.streamDescription(named: "\(store.prefix)-orders")
+        #expect(description.name == "\(store.prefix)-orders")
+        let config = try await store.api.streamInfo("\(store.prefix)-orders").config
+        #expect(config.numReplicas == 3)
+
+        let handled = Recorder<Int>()
+        let worker = try store.subscription(
+            to: "orders.>",
+            consumer: "cluster-worker",
+            handlers: MessageHandlers().handling(Counter.self) { handled.record($0.data.value) }
+        )
+        try await withRunning(worker) {
+            for value in 1...50 {
+                try await store.publish(Counter(value: value), to: "orders.\(value)", id: "order-\(value)")
+            }
+            try await handled.wait(for: "the first 50") { Set($0).isSuperset(of: Set(1...50)) }
+
+            // One node goes away: two of three keep the stream's quorum.
+            let stopped = servers[2]
+            try await stopped.stop(keepingStore: true)
+            for value in 51...100 {
+                // A publish during the leader hand-over may time out; the id makes retrying safe.
+                try await retrying("publishing \(value) with a node down") {
+                    try await store.publish(Counter(value: value), to: "orders.\(value)", id: "order-\(value)", timeout: .seconds(2))
+                }
+            }
+            try await handled.wait(for: "all 100", timeout: .seconds(60)) { Set($0).isSuperset(of: Set(1...100)) }
+            try await stopped.start()
+        }
+        let stored = try await store.streamDescription(named: "\(store.prefix)-orders")
+        #expect(stored.messages == 100)
+        await connection.close()
+        for server in servers { try await server.stop() }
+    }
+}
+
+/// Retries an operation that may fail while a cluster settles, at most 30 seconds.
+@discardableResult
+func retrying<R>(_ what: String, _ body: () async throws -> R) async throws -> R {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while true {
+        do {
+            return try await body()
+        } catch {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("\(what) kept failing: \(error)")
+                throw error
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
