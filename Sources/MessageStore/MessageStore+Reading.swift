@@ -213,7 +213,7 @@ extension MessageStore {
     }
 }
 
-/// The messages of a read, in stream order. See ``MessageStore/messages(on:from:limit:)``.
+/// The messages of a read, in stream order. See ``MessageStore/messages(on:from:limit:follow:)``.
 public struct StoredMessages: AsyncSequence, Sendable {
     /// Each element is one stored message.
     public typealias Element = StoredMessage
