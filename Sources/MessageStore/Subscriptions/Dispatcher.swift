@@ -66,12 +66,14 @@ final class Dispatcher: Sendable {
         let naming = subscription.store.naming
         let subject = naming.applicationSubject(message.natsSubject)
         let attempt = message.deliveryCount
-        var metadata: Logger.Metadata = [
-            LogKey.consumer: "\(subscription.consumer)",
-            LogKey.subject: "\(subject)",
-            LogKey.sequence: "\(message.streamSequence)",
-            LogKey.attempt: "\(attempt)",
-        ]
+        // Log metadata is built only when a line is actually logged: swift-log takes it as an
+        // autoclosure, and formatting it for every message would cost more than dispatching it.
+        var log = LogContext(
+            consumer: subscription.consumer,
+            subject: subject,
+            sequence: message.streamSequence,
+            attempt: attempt
+        )
 
         if attempt > configuration.maxAttempts {
             await giveUp(
@@ -81,7 +83,7 @@ final class Dispatcher: Sendable {
                 cause: .tooManyDeliveries,
                 reason: "delivered \(attempt) times, more than the \(configuration.maxAttempts) attempts allowed "
                     + "(a worker probably stopped during the last attempt)",
-                metadata: metadata
+                log: log
             )
             return
         }
@@ -99,7 +101,7 @@ final class Dispatcher: Sendable {
                     cause: .malformedEnvelope,
                     reason:
                         "not a valid envelope (a JSON object with a string \"type\" and an object \"data\"): \(detail)",
-                    metadata: metadata
+                    log: log
                 )
             case .undecodableData(let type, let detail):
                 await giveUp(
@@ -108,17 +110,17 @@ final class Dispatcher: Sendable {
                     type: type,
                     cause: .undecodableData,
                     reason: "the data of the \(type) message does not decode: \(detail)",
-                    metadata: metadata
+                    log: log
                 )
             }
             return
         }
-        metadata[LogKey.type] = "\(envelope.type)"
+        log.type = envelope.type
 
         guard let handler = subscription.handlers.table[envelope.type], let payload = envelope.payload else {
             switch configuration.unknownTypes.action {
             case .acknowledge:
-                logger.debug("no handler for this message type; acknowledged and skipped", metadata: metadata)
+                logger.debug("no handler for this message type; acknowledged and skipped", metadata: log.metadata)
                 message.settle(.ack)
                 metrics.skipped.increment()
             case .deadLetter:
@@ -128,7 +130,7 @@ final class Dispatcher: Sendable {
                     type: envelope.type,
                     cause: .unknownType,
                     reason: "no handler for message type \(envelope.type)",
-                    metadata: metadata
+                    log: log
                 )
             }
             return
@@ -149,7 +151,7 @@ final class Dispatcher: Sendable {
             termination: termination
         )
         let typeMetrics = metrics.forType(envelope.type)
-        logger.trace("handling message", metadata: metadata)
+        logger.trace("handling message", metadata: log.metadata)
         let token = progress.begin(message)
         let started = ContinuousClock.now
         var failure: (any Error)?
@@ -168,11 +170,11 @@ final class Dispatcher: Sendable {
                 type: envelope.type,
                 cause: .terminatedByHandler,
                 reason: termination.reason,
-                metadata: metadata
+                log: log
             )
         } else if let failure {
             typeMetrics.failed.increment()
-            metadata[LogKey.error] = "\(failure)"
+            log.error = "\(failure)"
             if attempt >= configuration.maxAttempts {
                 await giveUp(
                     message,
@@ -180,15 +182,15 @@ final class Dispatcher: Sendable {
                     type: envelope.type,
                     cause: .handlerFailed,
                     reason: "the handler failed on attempt \(attempt) of \(configuration.maxAttempts): \(failure)",
-                    metadata: metadata
+                    log: log
                 )
             } else {
                 let delay = configuration.retrySchedule.delay(afterAttempt: attempt)
                 logger.warning(
                     "handler failed; retrying later",
-                    metadata: metadata.merging(["delay": "\(delay)"]) { $1 }
+                    metadata: log.metadata.merging(["delay": "\(delay)"]) { $1 }
                 )
-                report(message.settle(.nak(delay: delay)), metadata)
+                report(message.settle(.nak(delay: delay)), log)
                 typeMetrics.retried.increment()
             }
         } else if let reason = termination.requestedReason {
@@ -198,10 +200,10 @@ final class Dispatcher: Sendable {
                 type: envelope.type,
                 cause: .terminatedByHandler,
                 reason: reason,
-                metadata: metadata
+                log: log
             )
         } else {
-            report(message.settle(.ack), metadata)
+            report(message.settle(.ack), log)
             typeMetrics.handled.increment()
         }
     }
@@ -213,12 +215,12 @@ final class Dispatcher: Sendable {
         type: String?,
         cause: DeadLetter.Cause,
         reason: String,
-        metadata: Logger.Metadata
+        log: LogContext
     ) async {
         let typeMetrics = metrics.forType(type)
         logger.warning(
             "giving up on message: terminating it",
-            metadata: metadata.merging(["reason": "\(reason)", "cause": "\(cause.rawValue)"]) { $1 }
+            metadata: log.metadata.merging(["reason": "\(reason)", "cause": "\(cause.rawValue)"]) { $1 }
         )
         if let deadLetterPrefix {
             let letter = DeadLetter(
@@ -234,7 +236,7 @@ final class Dispatcher: Sendable {
                 typeMetrics.deadLettered.increment()
                 logger.info(
                     "message dead-lettered",
-                    metadata: metadata.merging([
+                    metadata: log.metadata.merging([
                         "dead_letter.subject": "\(deadLetterPrefix + subject)",
                         "dead_letter.sequence": "\(ack.sequence)",
                     ]) { $1 }
@@ -243,22 +245,44 @@ final class Dispatcher: Sendable {
                 // Not terminated, so it is not lost: the server offers it again later.
                 logger.error(
                     "could not dead-letter the message; it will be delivered again",
-                    metadata: metadata.merging([LogKey.error: "\(error)"]) { $1 }
+                    metadata: log.metadata.merging([LogKey.error: "\(error)"]) { $1 }
                 )
-                report(message.settle(.nak(delay: configuration.retrySchedule.delay(afterAttempt: 1))), metadata)
+                report(message.settle(.nak(delay: configuration.retrySchedule.delay(afterAttempt: 1))), log)
                 return
             }
         }
-        report(message.settle(.term), metadata)
+        report(message.settle(.term), log)
         typeMetrics.terminated.increment()
     }
 
-    private func report(_ error: MessageStoreError?, _ metadata: Logger.Metadata) {
+    private func report(_ error: MessageStoreError?, _ log: LogContext) {
         guard let error else { return }
         // The server will redeliver after the ack wait; handlers must be idempotent anyway.
         logger.warning(
             "could not acknowledge the message",
-            metadata: metadata.merging([LogKey.error: "\(error)"]) { $1 }
+            metadata: log.metadata.merging([LogKey.error: "\(error)"]) { $1 }
         )
+    }
+}
+
+/// What a log line about one message says, formatted only when the line is logged.
+struct LogContext {
+    let consumer: String
+    let subject: String
+    let sequence: UInt64
+    let attempt: Int
+    var type: String?
+    var error: String?
+
+    var metadata: Logger.Metadata {
+        var metadata: Logger.Metadata = [
+            LogKey.consumer: "\(consumer)",
+            LogKey.subject: "\(subject)",
+            LogKey.sequence: "\(sequence)",
+            LogKey.attempt: "\(attempt)",
+        ]
+        if let type { metadata[LogKey.type] = "\(type)" }
+        if let error { metadata[LogKey.error] = "\(error)" }
+        return metadata
     }
 }
