@@ -27,7 +27,8 @@ if [[ -z "${NATS_URL:-}" ]]; then
     "$server_bin" --jetstream --addr 127.0.0.1 --port -1 --store_dir "$workdir/store" \
         --log "$workdir/server.log" --pid "$workdir/server.pid" &
     server_pid=$!
-    trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -rf "$workdir"' EXIT
+    # The server exits by SIGTERM (status 143): keep that from becoming the script's status.
+    trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; rm -rf "$workdir"' EXIT
     port=""
     for _ in $(seq 1 200); do
         port=$(sed -n 's/.*Listening for client connections on 127.0.0.1:\([0-9]*\).*/\1/p' "$workdir/server.log" 2>/dev/null || true)
