@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "MessageStore", targets: ["MessageStore"]),
         .library(name: "MessageStoreTesting", targets: ["MessageStoreTesting"]),
+        .executable(name: "message-store", targets: ["message-store"]),
         .executable(name: "QuickStart", targets: ["QuickStart"]),
     ],
     dependencies: [
@@ -20,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -40,6 +42,16 @@ let package = Package(
         .target(
             name: "MessageStoreTesting",
             dependencies: ["MessageStore"],
+            swiftSettings: upcomingFeatures
+        ),
+        .executableTarget(
+            name: "message-store",
+            dependencies: [
+                "MessageStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/message-store",
             swiftSettings: upcomingFeatures
         ),
         .executableTarget(
@@ -72,6 +84,11 @@ let package = Package(
             name: "RetryAndTermination",
             dependencies: ["ExampleSupport", "MessageStore"],
             path: "Examples/RetryAndTermination",
+        ),
+        .testTarget(
+            name: "MessageStoreCLITests",
+            dependencies: ["message-store", "MessageStore", "MessageStoreTesting"],
+            swiftSettings: upcomingFeatures
         ),
         .testTarget(
             name: "MessageStoreTests",

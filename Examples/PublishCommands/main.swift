@@ -30,5 +30,7 @@ try await runExample("PublishCommands") { store in
 
     // The same message id again: JetStream recognises it and does not store a second copy.
     let again = try await store.publish(cancel, to: "orders.command.\(first)", id: "cancel-\(first)")
-    say("  published CancelOrder \(first) again with the same id: duplicate=\(again.isDuplicate), still sequence \(again.sequence)")
+    say(
+        "  published CancelOrder \(first) again with the same id: duplicate=\(again.isDuplicate), still sequence \(again.sequence)"
+    )
 }

@@ -32,7 +32,9 @@ try await runExample("RetryAndTermination") { store in
 
     let charging = MessageHandlers().handling(ChargeCard.self) { message in
         let last = message.isLastAttempt ? " (the last attempt)" : ""
-        say("  attempt \(message.attempt) of \(message.maxAttempts)\(last) at \(elapsed()): charging \(message.data.amount)...")
+        say(
+            "  attempt \(message.attempt) of \(message.maxAttempts)\(last) at \(elapsed()): charging \(message.data.amount)..."
+        )
         if !message.isLastAttempt {
             let delay = schedule.delay(afterAttempt: message.attempt)
             say("    failed: \(PaymentDeclined()); the next attempt comes in \(delay)")
@@ -61,7 +63,10 @@ try await runExample("RetryAndTermination") { store in
             timeout: .seconds(30)
         )
         say("  dead letter arrived on \(letter.subject) at \(elapsed()):")
-        for name in [DeadLetterHeader.cause, DeadLetterHeader.reason, DeadLetterHeader.attempts, DeadLetterHeader.originalSubject] {
+        for name in [
+            DeadLetterHeader.cause, DeadLetterHeader.reason, DeadLetterHeader.attempts,
+            DeadLetterHeader.originalSubject,
+        ] {
             say("    \(name): \(letter.headers[name] ?? "-")")
         }
         worker.stop()

@@ -41,12 +41,16 @@ try await runExample("SubscriberWorker") { store in
     let tally = Tally(target: exitAfter)
     let handlers = MessageHandlers()
         .handling(PlaceOrder.self) { message in
-            say("  [attempt \(message.attempt)] #\(message.sequence) \(message.subject): place \(message.data.quantity) x \(message.data.item)")
+            say(
+                "  [attempt \(message.attempt)] #\(message.sequence) \(message.subject): place \(message.data.quantity) x \(message.data.item)"
+            )
             try await Task.sleep(for: .milliseconds(100))  // pretend to work
             tally.countOne()
         }
         .handling(CancelOrder.self) { message in
-            say("  [attempt \(message.attempt)] #\(message.sequence) \(message.subject): cancel (\(message.data.reason))")
+            say(
+                "  [attempt \(message.attempt)] #\(message.sequence) \(message.subject): cancel (\(message.data.reason))"
+            )
             tally.countOne()
         }
     let worker = try store.subscription(to: "orders.command.>", consumer: "order-worker", handlers: handlers)

@@ -138,7 +138,9 @@ extension MessageStore {
         limit: Int? = nil,
         follow: Bool = false
     ) -> StoredMessages {
-        StoredMessages(store: self, subject: subject, position: position, limit: limit, follow: follow)
+        StoredMessages(
+            raw: RawMessages(store: self, subject: subject, position: position, limit: limit, follow: follow)
+        )
     }
 
     /// Waits for the next message on `subject` that satisfies `predicate`.
@@ -218,6 +220,80 @@ public struct StoredMessages: AsyncSequence, Sendable {
     /// Each element is one stored message.
     public typealias Element = StoredMessage
 
+    let raw: RawMessages
+
+    /// Starts reading.
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(raw: raw.makeAsyncIterator())
+    }
+
+    /// Reads batches as they are needed.
+    public struct Iterator: AsyncIteratorProtocol {
+        var raw: RawMessages.Iterator
+
+        /// The next message, or nil at the end.
+        /// - Throws: ``MessageStoreError`` when the read fails or a message is not a valid envelope.
+        public mutating func next() async throws -> StoredMessage? {
+            guard let message = try await raw.next() else { return nil }
+            do {
+                return try message.decoded()
+            } catch {
+                await raw.finish()
+                throw error
+            }
+        }
+    }
+}
+
+/// A message as stored, whatever its body: for tools that must show poison messages too.
+public struct RawMessage: Sendable {
+    /// The application subject (environment prefix removed).
+    public var subject: String
+    /// The message's sequence in its stream.
+    public var sequence: UInt64
+    /// When the server stored the message.
+    public var timestamp: Date
+    /// The message's headers.
+    public var headers: MessageHeaders
+    /// The body, byte for byte.
+    public var body: [UInt8]
+    let naming: Naming
+    let natsSubject: String
+
+    /// The message read as an envelope.
+    /// - Throws: ``MessageStoreError/Code/decodingFailed`` when the body is not a valid envelope.
+    public func decoded() throws(MessageStoreError) -> StoredMessage {
+        try StoredMessage(
+            raw: RawStoredMessage(
+                natsSubject: natsSubject,
+                body: body,
+                headers: headers,
+                sequence: sequence,
+                timestamp: Int64(timestamp.timeIntervalSince1970 * 1_000_000_000)
+            ),
+            naming: naming
+        )
+    }
+}
+
+extension MessageStore {
+    /// The messages on `subject` in stream order without reading their envelopes, so messages
+    /// that are not valid envelopes are returned too. See ``messages(on:from:limit:follow:)``.
+    public func rawMessages(
+        on subject: String,
+        from position: ReadPosition = .beginning,
+        limit: Int? = nil,
+        follow: Bool = false
+    ) -> RawMessages {
+        RawMessages(store: self, subject: subject, position: position, limit: limit, follow: follow)
+    }
+}
+
+/// The messages of a raw read, in stream order. See ``MessageStore/rawMessages(on:from:limit:follow:)``.
+public struct RawMessages: AsyncSequence, Sendable {
+    /// Each element is one stored message, body as stored.
+    public typealias Element = RawMessage
+
     let store: MessageStore
     let subject: String
     let position: ReadPosition
@@ -250,10 +326,13 @@ public struct StoredMessages: AsyncSequence, Sendable {
         }
 
         /// The next message, or nil at the end.
-        /// - Throws: ``MessageStoreError`` when the read fails or a message is not a valid envelope.
-        public mutating func next() async throws -> StoredMessage? {
+        /// - Throws: ``MessageStoreError`` when the read fails.
+        public mutating func next() async throws -> RawMessage? {
             if finished { return nil }
-            if let remainingLimit, remainingLimit <= 0 { return await finish() }
+            if let remainingLimit, remainingLimit <= 0 {
+                await finish()
+                return nil
+            }
             if reader == nil {
                 let start: OrderedReader.Start
                 switch position.kind {
@@ -269,7 +348,10 @@ public struct StoredMessages: AsyncSequence, Sendable {
             }
             while bufferIndex == buffer.count {
                 guard let reader else { return nil }
-                if Task.isCancelled { return await finish() }
+                if Task.isCancelled {
+                    await finish()
+                    return nil
+                }
                 let caughtUp = reader.isAtEnd
                 do {
                     buffer = try await reader.next(
@@ -277,29 +359,35 @@ public struct StoredMessages: AsyncSequence, Sendable {
                         wait: follow && caughtUp ? .seconds(5) : nil
                     )
                 } catch {
-                    _ = await finish()
+                    await finish()
                     throw error
                 }
                 bufferIndex = 0
-                if buffer.isEmpty && !follow { return await finish() }
+                if buffer.isEmpty && !follow {
+                    await finish()
+                    return nil
+                }
             }
             let fetched = buffer[bufferIndex]
             bufferIndex += 1
             remainingLimit? -= 1
-            do {
-                return try StoredMessage(raw: RawStoredMessage(fetched), naming: store.naming)
-            } catch {
-                _ = await finish()
-                throw error
-            }
+            return RawMessage(
+                subject: store.naming.applicationSubject(fetched.natsSubject),
+                sequence: fetched.streamSequence,
+                timestamp: Date(timeIntervalSince1970: Double(fetched.timestamp) / 1_000_000_000),
+                headers: fetched.headers,
+                body: fetched.body,
+                naming: store.naming,
+                natsSubject: fetched.natsSubject
+            )
         }
 
-        private mutating func finish() async -> StoredMessage? {
+        /// Ends the read and releases its consumer.
+        mutating func finish() async {
             finished = true
             buffer = []
             await reader?.close()
             reader = nil
-            return nil
         }
     }
 }

@@ -18,7 +18,8 @@ struct DeploymentTests {
         #expect(Set(services.keys) == ["nats", "nats-1", "nats-2", "nats-3"])
         let volumes = try #require(document["volumes"] as? [String: Any?])
 
-        func service(_ name: String) throws -> (command: String, ports: [String], volumes: [String], profiles: [String]) {
+        func service(_ name: String) throws -> (command: String, ports: [String], volumes: [String], profiles: [String])
+        {
             let service = try #require(services[name] as? [String: Any])
             let command = (service["command"] as? [String] ?? []).joined(separator: " ")
             return (
@@ -80,7 +81,12 @@ struct DeploymentTests {
         configuration.reconnect.wait = .milliseconds(100)
         configuration.requestTimeout = .seconds(3)
         let connection = try await NATSConnection.connect(configuration, logger: testLogger)
-        let store = try MessageStore(connection: connection, prefix: uniquePrefix(), createMissingStreams: true, logger: testLogger)
+        let store = try MessageStore(
+            connection: connection,
+            prefix: uniquePrefix(),
+            createMissingStreams: true,
+            logger: testLogger
+        )
 
         var options = StreamOptions()
         options.replicas = 3
@@ -109,7 +115,12 @@ struct DeploymentTests {
             for value in 51...100 {
                 // A publish during the leader hand-over may time out; the id makes retrying safe.
                 try await retrying("publishing \(value) with a node down") {
-                    try await store.publish(Counter(value: value), to: "orders.\(value)", id: "order-\(value)", timeout: .seconds(2))
+                    try await store.publish(
+                        Counter(value: value),
+                        to: "orders.\(value)",
+                        id: "order-\(value)",
+                        timeout: .seconds(2)
+                    )
                 }
             }
             try await handled.wait(for: "all 100", timeout: .seconds(60)) { Set($0).isSuperset(of: Set(1...100)) }
