@@ -18,35 +18,9 @@ enum CLI {
         return directory.appendingPathComponent("message-store")
     }()
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
-    }
-
-    static func run(_ arguments: [String], timeout: Duration = .seconds(30)) throws -> Output {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let timer = DispatchSource.makeTimerSource()
-        timer.schedule(deadline: .now() + .seconds(Int(timeout.components.seconds)))
-        timer.setEventHandler { if process.isRunning { process.terminate() } }
-        timer.resume()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        timer.cancel()
-        return Output(
-            status: process.terminationStatus,
-            stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self)
-        )
+    /// Runs the binary to its end; the waiting happens off the cooperative pool.
+    static func run(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> ChildProcess.Output {
+        try await ChildProcess.run(binary, arguments, timeout: timeout)
     }
 }
 
@@ -81,17 +55,17 @@ struct CLITests {
             metadata["tenant"] = "acme"
             try await store.publish(OrderPlaced(orderId: "1", amount: 5), to: "orders.event.1", metadata: metadata)
 
-            let published = try CLI.run(
+            let published = try await CLI.run(
                 ["publish", "orders.event.2", "OrderPlaced", #"{"orderId":"2","amount":7}"#, "--id", "o2"] + global
             )
             #expect(published.status == 0, "\(published.stderr)")
             #expect(published.stdout.contains("stored in \(store.prefix)-orders at sequence 2"))
-            let again = try CLI.run(
+            let again = try await CLI.run(
                 ["publish", "orders.event.2", "OrderPlaced", #"{"orderId":"2","amount":7}"#, "--id", "o2"] + global
             )
             #expect(again.stdout.contains("duplicate"))
 
-            let read = try CLI.run(["read", "orders.>", "--json"] + global)
+            let read = try await CLI.run(["read", "orders.>", "--json"] + global)
             #expect(read.status == 0, "\(read.stderr)")
             #expect(read.lines.count == 2)
             let first = try json(read.lines[0])
@@ -107,14 +81,14 @@ struct CLITests {
             #expect(Set(second.keys) == ["seq", "subject", "type", "data", "timestamp"])
             #expect(second["data"] == ["orderId": "2", "amount": 7])
 
-            let limited = try CLI.run(["read", "orders.>", "--from", "2", "--limit", "1"] + global)
+            let limited = try await CLI.run(["read", "orders.>", "--from", "2", "--limit", "1"] + global)
             #expect(limited.lines.count == 1)
             #expect(limited.stdout.contains("orders.event.2"))
 
-            let last = try CLI.run(["last", "orders.event.1", "--json"] + global)
+            let last = try await CLI.run(["last", "orders.event.1", "--json"] + global)
             #expect(try json(last.stdout.trimmingCharacters(in: .newlines))["seq"] == 1)
 
-            let streams = try CLI.run(["streams"] + global)
+            let streams = try await CLI.run(["streams"] + global)
             #expect(streams.status == 0)
             #expect(streams.lines.first?.hasPrefix("STREAM") == true)
             #expect(streams.stdout.contains("\(store.prefix)-orders"))
@@ -136,7 +110,7 @@ struct CLITests {
             worker.stop()
             try await task.value
             try await store.publish(OrderPlaced(orderId: "1", amount: 1), to: "orders.event.1")
-            let output = try CLI.run(["consumers", "orders"] + global)
+            let output = try await CLI.run(["consumers", "orders"] + global)
             #expect(output.status == 0, "\(output.stderr)")
             #expect(output.lines.first?.contains("ACK PENDING") == true)
             let row = try #require(output.lines.first { $0.hasPrefix("order-worker") })
@@ -174,7 +148,7 @@ struct CLITests {
             worker.stop()
             try await task.value
 
-            let listed = try CLI.run(["dead-letters", "dlq", "--json"] + global)
+            let listed = try await CLI.run(["dead-letters", "dlq", "--json"] + global)
             #expect(listed.status == 0, "\(listed.stderr)")
             let entry = try json(try #require(listed.lines.first))
             #expect(entry["reason"] == "order 9 is unknown")
@@ -182,11 +156,11 @@ struct CLITests {
             #expect(entry["originalSubject"] == "orders.command.9")
             #expect(entry["subject"] == "dlq.orders.command.9")
             #expect(entry["type"] == "OrderPlaced")
-            let human = try CLI.run(["dead-letters", "dlq"] + global)
+            let human = try await CLI.run(["dead-letters", "dlq"] + global)
             #expect(human.stdout.contains("order 9 is unknown"))
 
             let before = try #require(try await store.lastMessage(on: "orders.command.9")).sequence
-            let replayed = try CLI.run(["replay", "dlq"] + global)
+            let replayed = try await CLI.run(["replay", "dlq"] + global)
             #expect(replayed.status == 0, "\(replayed.stderr)")
             #expect(replayed.stdout.contains("1 message(s) replayed"))
             let copy = try #require(try await store.lastMessage(on: "orders.command.9"))
@@ -211,14 +185,16 @@ struct CLITests {
             defer { if process.isRunning { process.terminate() } }
 
             // The tail subscribes before it prints anything: publish until a line comes out.
-            let reader = Task.detached { () -> String? in
-                var buffer = Data()
-                while true {
-                    let chunk = out.fileHandleForReading.availableData
-                    if chunk.isEmpty { return nil }
-                    buffer.append(chunk)
-                    if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                        return String(decoding: buffer[..<newline], as: UTF8.self)
+            let reader = Task { () -> String? in
+                await ChildProcess.blocking {
+                    var buffer = Data()
+                    while true {
+                        let chunk = out.fileHandleForReading.availableData
+                        if chunk.isEmpty { return nil }
+                        buffer.append(chunk)
+                        if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                            return String(decoding: buffer[..<newline], as: UTF8.self)
+                        }
                     }
                 }
             }
@@ -243,7 +219,7 @@ struct CLITests {
             #expect(object["subject"] == "orders.event.new")
             #expect(object["type"] == "OrderPlaced")
             process.terminate()
-            process.waitUntilExit()
+            await ChildProcess.blocking { process.waitUntilExit() }
         }
     }
 
@@ -258,7 +234,7 @@ struct CLITests {
                 (["last", "orders.none"], "has no messages"),
             ]
             for (arguments, expected) in cases {
-                let output = try CLI.run(arguments + global)
+                let output = try await CLI.run(arguments + global)
                 #expect(output.status != 0, "\(arguments) succeeded")
                 #expect(output.stderr.hasPrefix("error: "), "\(arguments): \(output.stderr)")
                 #expect(output.stderr.contains(expected), "\(arguments): \(output.stderr)")
@@ -266,7 +242,7 @@ struct CLITests {
             }
         }
         let port = try NATSTestServer.freePort()
-        let unreachable = try CLI.run(["streams", "--server", "nats://127.0.0.1:\(port)"])
+        let unreachable = try await CLI.run(["streams", "--server", "nats://127.0.0.1:\(port)"])
         #expect(unreachable.status != 0)
         #expect(unreachable.stderr.hasPrefix("error: cannot reach a NATS server"))
         #expect(unreachable.stderr.split(separator: "\n").count == 1)

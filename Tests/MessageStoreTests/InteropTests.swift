@@ -15,51 +15,31 @@ enum Python {
     static let scripts = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Interop")
 
-    static let isAvailable: Bool = (try? run(["-c", "import message_store, nats"]))?.status == 0
+    /// Whether the interpreter can import the packages; checked once per test process.
+    private static let availability = Task { (try? await run(["-c", "import message_store, nats"]))?.status == 0 }
 
-    static var enabled: Bool { required || isAvailable }
+    static func isAvailable() async -> Bool { await availability.value }
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+    static func enabled() async -> Bool {
+        if required { return true }
+        return await isAvailable()
     }
 
-    /// Runs the interpreter with `arguments`, killing it after `timeout`.
-    static func run(_ arguments: [String], timeout: Duration = .seconds(30)) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [interpreter] + arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        let timer = DispatchSource.makeTimerSource()
-        timer.schedule(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000)))
-        timer.setEventHandler { if process.isRunning { process.terminate() } }
-        timer.resume()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        timer.cancel()
-        return Output(
-            status: process.terminationStatus,
-            stdout: String(decoding: out, as: UTF8.self),
-            stderr: String(decoding: err, as: UTF8.self)
-        )
+    /// Runs the interpreter with `arguments`, stopping it after `timeout`.
+    static func run(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> ChildProcess.Output {
+        try await ChildProcess.run(URL(fileURLWithPath: "/usr/bin/env"), [interpreter] + arguments, timeout: timeout)
     }
 
-    static func script(_ name: String, _ arguments: [String]) throws -> Output {
-        try run([scripts.appendingPathComponent(name).path] + arguments)
+    static func script(_ name: String, _ arguments: [String]) async throws -> ChildProcess.Output {
+        try await run([scripts.appendingPathComponent(name).path] + arguments)
     }
 }
 
-@Suite("Interop with the Python message-store package", .enabled(if: Python.enabled))
+@Suite("Interop with the Python message-store package", .enabled { await Python.enabled() })
 struct InteropTests {
     @Test func pythonReadsWhatSwiftPublished() async throws {
         try #require(
-            Python.isAvailable,
+            await Python.isAvailable(),
             "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh"
         )
         try await withStore { store, server in
@@ -72,7 +52,7 @@ struct InteropTests {
             try await store.publish(OrderPlaced(orderId: "42", amount: 5), to: "orders.event.42", metadata: metadata)
             try await store.publish(RenamedEvent(value: 0.5), to: "orders.event.42")
 
-            let output = try Python.script("python_reads.py", [server.url, store.prefix, "orders.event.42"])
+            let output = try await Python.script("python_reads.py", [server.url, store.prefix, "orders.event.42"])
             #expect(output.status == 0, "python failed: \(output.stderr)")
             let read = try JSONDecoder().decode([JSONValue].self, from: Data(output.stdout.utf8))
             #expect(read.count == 2)
@@ -98,12 +78,12 @@ struct InteropTests {
 
     @Test func swiftReadsWhatPythonPublished() async throws {
         try #require(
-            Python.isAvailable,
+            await Python.isAvailable(),
             "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh"
         )
         try await withStore { store, server in
             try await store.ensureStream("orders")
-            let output = try Python.script(
+            let output = try await Python.script(
                 "python_publishes.py",
                 [server.url, store.prefix, "orders.event.py-42", "py-1"]
             )
@@ -138,7 +118,7 @@ struct InteropTests {
 
     @Test func deadLettersUseThePythonPackagesLayout() async throws {
         try #require(
-            Python.isAvailable,
+            await Python.isAvailable(),
             "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh"
         )
         try await withStore { store, server in
@@ -148,7 +128,7 @@ struct InteropTests {
             let pythonPoison = try await store.publish(OrderPlaced(orderId: "p", amount: 2), to: "orders.pycommand.p")
 
             // Python's worker gives up on its message: four deliveries, then TERM and a copy.
-            let output = try Python.script(
+            let output = try await Python.script(
                 "python_dead_letters.py",
                 [server.url, store.prefix, "orders.pycommand.>", "python-worker", "dlq", "dlq.orders.pycommand.p"]
             )
