@@ -185,6 +185,8 @@ def main():
     parser.add_argument("--prefix", default="bench")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--sample-at", type=int, default=50000)
+    # The package naks at once; it has no retry schedule, so only "zero" exists here.
+    parser.add_argument("--schedule", choices=["zero"], default="zero")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     print(json.dumps(result, sort_keys=True))
