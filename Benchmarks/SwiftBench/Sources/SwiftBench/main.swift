@@ -1,0 +1,272 @@
+// One scenario, one repetition, through the public MessageStore API; prints one JSON result line.
+//
+//   SwiftBench <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K] [--schedule zero|default]
+//
+// Scenarios: publish_sync, publish_pipelined, consume, poison, replay, latency, memory.
+// consume, replay and memory expect N BenchEvent messages already stored on bench.events.1
+// (Benchmarks/run stores them with the C tool, so every implementation reads identical bytes).
+
+import Foundation
+import MessageStore
+import Synchronization
+
+struct BenchEvent: MessagePayload {
+    var id: Int
+    var amount: Int
+    var currency: String
+    var note: String
+
+    init(_ id: Int) {
+        self.id = id
+        amount = id % 1_000
+        currency = "EUR"
+        note = "benchmark payload padding text"
+    }
+}
+
+/// Always fails: the poison scenario's message.
+struct PoisonEvent: MessagePayload {
+    var id: Int
+}
+
+/// Tells the caller that a worker is running and fetching.
+struct Warmup: MessagePayload {
+    var id: Int
+}
+
+struct BenchFailure: Error {}
+
+struct Options {
+    var scenario = ""
+    var url = "nats://127.0.0.1:4222"
+    var prefix = "bench"
+    var n = 1_000
+    var sampleAt = 50_000
+    var schedule = "zero"
+
+    init(_ arguments: [String]) {
+        var rest = arguments.dropFirst()
+        scenario = rest.popFirst() ?? ""
+        while let key = rest.popFirst() {
+            let value = rest.popFirst() ?? ""
+            switch key {
+            case "--url": url = value
+            case "--prefix": prefix = value
+            case "--n": n = Int(value) ?? n
+            case "--sample-at": sampleAt = Int(value) ?? sampleAt
+            case "--schedule": schedule = value
+            default: fail("unknown option \(key)")
+            }
+        }
+    }
+}
+
+struct BenchResult: Encodable {
+    var scenario: String
+    var impl = "swift"
+    var n: Int
+    var seconds: Double
+    var per_second: Double
+    var p50_ms: Double?
+    var p99_ms: Double?
+    var rss_bytes: Int?
+    var rss_bytes_at_50k: Int?
+    var schedule: String?
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("SwiftBench: \(message)\n".utf8))
+    exit(1)
+}
+
+/// A value from /proc/self/status (VmRSS, VmHWM), in bytes.
+func procStatus(_ key: String) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
+        let kilobytes = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+        return kilobytes * 1_024
+    }
+    return 0
+}
+
+func seconds(_ duration: Duration) -> Double {
+    let parts = duration.components
+    return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+}
+
+/// Counts handled messages and signals once when `target` is reached.
+final class Countdown: Sendable {
+    let target: Int
+    private let count = Mutex(0)
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init(target: Int) {
+        self.target = target
+        (stream, continuation) = AsyncStream.makeStream()
+    }
+
+    @discardableResult
+    func tick() -> Int {
+        let value = count.withLock { count in
+            count += 1
+            return count
+        }
+        if value == target {
+            continuation.yield()
+            continuation.finish()
+        }
+        return value
+    }
+
+    func wait() async {
+        for await _ in stream { return }
+    }
+}
+
+/// Runs `worker` while `body` runs, then stops it and waits for it to finish.
+func withWorker<T>(_ worker: Subscription, _ body: () async throws -> T) async throws -> T {
+    let task = Task { try await worker.run() }
+    do {
+        let result = try await body()
+        worker.stop()
+        try await task.value
+        return result
+    } catch {
+        worker.stop()
+        _ = try? await task.value
+        throw error
+    }
+}
+
+/// Publishes a Warmup message and waits until the worker's handler has seen it.
+func warmUp(_ store: MessageStore, _ seen: Countdown) async throws {
+    try await store.publish(Warmup(id: 0), to: "bench.warmup.1")
+    await seen.wait()
+}
+
+let subject = "bench.events.1"
+
+func run(_ options: Options) async throws -> BenchResult {
+    let connection = try await NATSConnection.connect(.init(url: options.url))
+    let store = try MessageStore(connection: connection, prefix: options.prefix, createMissingStreams: true)
+    try await store.ensureStream("bench")
+    let clock = ContinuousClock()
+    let n = options.n
+    var result = BenchResult(scenario: options.scenario, n: n, seconds: 0, per_second: 0)
+
+    switch options.scenario {
+    case "publish_sync":
+        let start = clock.now
+        for index in 0..<n {
+            try await store.publish(BenchEvent(index), to: subject)
+        }
+        result.seconds = seconds(clock.now - start)
+
+    case "publish_pipelined":
+        let batch = (0..<n).map { OutgoingMessage(BenchEvent($0), to: subject) }
+        let start = clock.now
+        let results = await store.publish(contentsOf: batch)
+        result.seconds = seconds(clock.now - start)
+        let failures = results.filter { (try? $0.get()) == nil }.count
+        if failures > 0 { fail("\(failures) of \(n) pipelined publishes failed") }
+
+    case "consume", "memory":
+        let seen = Countdown(target: n)
+        let rssAtSample = Mutex(0)
+        let sampleAt = options.sampleAt
+        let worker = try store.subscription(
+            to: "bench.>",
+            consumer: "bench-worker",
+            handlers: MessageHandlers().handling(BenchEvent.self) { message in
+                if message.data.id < 0 { throw BenchFailure() }
+                if seen.tick() == sampleAt {
+                    let rss = procStatus("VmRSS")
+                    rssAtSample.withLock { $0 = rss }
+                }
+            }
+        )
+        let start = clock.now
+        try await withWorker(worker) { await seen.wait() }
+        result.seconds = seconds(clock.now - start)
+        if options.scenario == "memory" {
+            result.rss_bytes = procStatus("VmHWM")
+            result.rss_bytes_at_50k = rssAtSample.withLock { $0 }
+        }
+
+    case "poison":
+        var configuration = Subscription.Configuration()
+        configuration.maxAttempts = 3
+        configuration.deadLetterSubject = "dead"
+        if options.schedule == "zero" { configuration.retrySchedule = .immediate }
+        result.schedule = options.schedule
+        let ready = Countdown(target: 1)
+        let worker = try store.subscription(
+            to: "bench.>",
+            consumer: "bench-worker",
+            handlers: MessageHandlers()
+                .handling(Warmup.self) { _ in ready.tick() }
+                .handling(PoisonEvent.self) { _ in throw BenchFailure() },
+            configuration: configuration
+        )
+        result.seconds = try await withWorker(worker) {
+            try await warmUp(store, ready)
+            let start = clock.now
+            try await store.publish(PoisonEvent(id: 1), to: "bench.poison.1")
+            _ = try await store.waitFor("dead.>", after: 0, timeout: .seconds(120))
+            return seconds(clock.now - start)
+        }
+        result.n = 1
+
+    case "replay":
+        let projection = Projection(initial: (count: 0, total: 0))
+            .reducing(BenchEvent.self) { state, event in (state.count + 1, state.total + event.data.amount) }
+        let start = clock.now
+        let state = try await store.fetch(subject, projection: projection)
+        result.seconds = seconds(clock.now - start)
+        if state.count != n { fail("replay folded \(state.count) of \(n) messages") }
+
+    case "latency":
+        let ready = Countdown(target: 1)
+        let (handled, handledContinuation) = AsyncStream.makeStream(of: ContinuousClock.Instant.self)
+        let worker = try store.subscription(
+            to: "bench.>",
+            consumer: "bench-worker",
+            handlers: MessageHandlers()
+                .handling(Warmup.self) { _ in ready.tick() }
+                .handling(BenchEvent.self) { _ in handledContinuation.yield(ContinuousClock.now) }
+        )
+        var latencies: [Double] = []
+        result.seconds = try await withWorker(worker) {
+            try await warmUp(store, ready)
+            let start = clock.now
+            var iterator = handled.makeAsyncIterator()
+            for index in 0..<n {
+                let sent = clock.now
+                try await store.publish(BenchEvent(index), to: subject)
+                guard let seenAt = await iterator.next() else { throw BenchFailure() }
+                latencies.append(seconds(seenAt - sent) * 1_000)
+            }
+            return seconds(clock.now - start)
+        }
+        latencies.sort()
+        result.p50_ms = latencies[min(latencies.count - 1, latencies.count / 2)]
+        result.p99_ms = latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
+
+    default:
+        fail("unknown scenario \(options.scenario)")
+    }
+    result.per_second = result.seconds > 0 ? Double(result.n) / result.seconds : 0
+    await connection.close()
+    return result
+}
+
+let options = Options(CommandLine.arguments)
+do {
+    let result = try await run(options)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    print(String(decoding: try encoder.encode(result), as: UTF8.self))
+} catch {
+    fail("\(options.scenario): \(error)")
+}

@@ -1,0 +1,197 @@
+"""The Python implementation: PyPI message-store 0.4.0 on nats-py, used as its README shows.
+
+One scenario, one repetition; prints one JSON result line.
+
+    python bench.py <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K]
+
+Scenarios: publish_sync, publish_pipelined, consume, poison, replay, latency, memory.
+consume, replay and memory expect N BenchEvent messages already stored on bench.events.1.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+
+import nats
+from message_store import Message, MessageStore, Projection
+
+SUBJECT = "bench.events.1"
+PIPELINE_WINDOW = 4000  # the Swift library's maxPublishesInFlight
+
+
+def bench_event(index):
+    return Message(
+        "BenchEvent",
+        {"id": index, "amount": index % 1000, "currency": "EUR", "note": "benchmark payload padding text"},
+    )
+
+
+def proc_status(key):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def stop_worker(nc, subscription):
+    # The package's stop() waits for its 5-second long poll to end; closing the connection ends
+    # it at once. Neither is timed.
+    await nc.close()
+    try:
+        await asyncio.wait_for(subscription.stop(), timeout=10)
+    except Exception:
+        pass
+
+
+async def run(args):
+    nc = await nats.connect(args.url)
+    store = MessageStore(nc, args.prefix, should_create_missing_streams=True)
+    await store.ensure_stream("bench")
+    n = args.n
+    result = {"scenario": args.scenario, "impl": "python", "n": n}
+    worker = None
+
+    if args.scenario == "publish_sync":
+        start = time.perf_counter()
+        for index in range(n):
+            await store.publish_message(SUBJECT, bench_event(index))
+        result["seconds"] = time.perf_counter() - start
+
+    elif args.scenario == "publish_pipelined":
+        window = asyncio.Semaphore(PIPELINE_WINDOW)
+
+        async def publish(index):
+            async with window:
+                return await store.publish_message(SUBJECT, bench_event(index))
+
+        start = time.perf_counter()
+        acks = await asyncio.gather(*(publish(index) for index in range(n)))
+        result["seconds"] = time.perf_counter() - start
+        assert len(acks) == n
+
+    elif args.scenario in ("consume", "memory"):
+        done = asyncio.Event()
+        state = {"seen": 0, "rss_at_sample": 0}
+
+        async def handle(message):
+            state["seen"] += 1
+            if state["seen"] == args.sample_at:
+                state["rss_at_sample"] = proc_status("VmRSS")
+            if state["seen"] == n:
+                done.set()
+
+        worker = store.create_subscription("bench.>", "bench-worker", handlers={"BenchEvent": handle})
+        start = time.perf_counter()
+        worker.start()
+        await done.wait()
+        result["seconds"] = time.perf_counter() - start
+        if args.scenario == "memory":
+            result["rss_bytes"] = proc_status("VmHWM")
+            result["rss_bytes_at_50k"] = state["rss_at_sample"]
+
+    elif args.scenario == "poison":
+        await store.ensure_stream("dead")
+        ready = asyncio.Event()
+        dead_lettered = asyncio.get_running_loop().create_future()
+
+        async def warmup(message):
+            ready.set()
+
+        async def poison(message):
+            raise RuntimeError("poison")
+
+        async def on_dead_letter(msg):
+            if not dead_lettered.done():
+                dead_lettered.set_result(msg)
+
+        await nc.subscribe(f"{args.prefix}.dead.>", cb=on_dead_letter)
+        worker = store.create_subscription(
+            "bench.>",
+            "bench-worker",
+            handlers={"Warmup": warmup, "PoisonEvent": poison},
+            max_number_of_retries=3,
+            dead_letter_subject="dead",
+        )
+        worker.start()
+        await store.publish_message("bench.warmup.1", Message("Warmup", {"id": 0}))
+        await ready.wait()
+        start = time.perf_counter()
+        await store.publish_message("bench.poison.1", Message("PoisonEvent", {"id": 1}))
+        await asyncio.wait_for(dead_lettered, timeout=120)
+        result["seconds"] = time.perf_counter() - start
+        result["n"] = 1
+        result["schedule"] = "zero"
+
+    elif args.scenario == "replay":
+
+        def fold(state, message):
+            return (state[0] + 1, state[1] + message.data["amount"])
+
+        projection = Projection(lambda: (0, 0), {"BenchEvent": fold})
+        start = time.perf_counter()
+        count, _ = await store.fetch(SUBJECT, projection)
+        result["seconds"] = time.perf_counter() - start
+        if count != n:
+            raise SystemExit(f"bench.py: replay folded {count} of {n} messages")
+
+    elif args.scenario == "latency":
+        handled = asyncio.Event()
+        ready = asyncio.Event()
+        seen_at = [0.0]
+
+        async def warmup(message):
+            ready.set()
+
+        async def handle(message):
+            seen_at[0] = time.perf_counter()
+            handled.set()
+
+        worker = store.create_subscription("bench.>", "bench-worker", handlers={"Warmup": warmup, "BenchEvent": handle})
+        worker.start()
+        await store.publish_message("bench.warmup.1", Message("Warmup", {"id": 0}))
+        await ready.wait()
+        latencies = []
+        start = time.perf_counter()
+        for index in range(n):
+            handled.clear()
+            sent = time.perf_counter()
+            await store.publish_message(SUBJECT, bench_event(index))
+            await handled.wait()
+            latencies.append((seen_at[0] - sent) * 1000)
+        result["seconds"] = time.perf_counter() - start
+        latencies.sort()
+        result["p50_ms"] = latencies[min(len(latencies) - 1, len(latencies) // 2)]
+        result["p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+
+    else:
+        raise SystemExit(f"bench.py: unknown scenario {args.scenario}")
+
+    if worker is not None:
+        await stop_worker(nc, worker)
+    else:
+        await nc.close()
+    seconds = result["seconds"]
+    result["per_second"] = result["n"] / seconds if seconds > 0 else 0
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario")
+    parser.add_argument("--url", default="nats://127.0.0.1:4222")
+    parser.add_argument("--prefix", default="bench")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--sample-at", type=int, default=50000)
+    # The package naks at once; it has no retry schedule, so only "zero" exists here.
+    parser.add_argument("--schedule", choices=["zero"], default="zero")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print(json.dumps(result, sort_keys=True))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
