@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A typed message: a `Codable` payload that names its message type once.
 ///
 /// The type name is what goes into the envelope's `type` field and what handlers are chosen by.
@@ -21,5 +23,19 @@ public protocol MessagePayload: Codable, Sendable {
 
 extension MessagePayload {
     /// The Swift type's name, such as `OrderPlaced`.
-    public static var messageType: String { String(describing: Self.self) }
+    public static var messageType: String { TypeNameCache.name(of: Self.self) }
+}
+
+/// `String(describing:)` of a type demangles its name on every call; publishing asks once per
+/// message, so the names are remembered.
+enum TypeNameCache {
+    private static let names = Mutex<[ObjectIdentifier: String]>([:])
+
+    static func name(of type: any Any.Type) -> String {
+        let key = ObjectIdentifier(type)
+        if let name = names.withLock({ $0[key] }) { return name }
+        let name = String(describing: type)
+        names.withLock { $0[key] = name }
+        return name
+    }
 }

@@ -322,27 +322,31 @@ extension MessageStore {
         contentsOf messages: some Sequence<OutgoingMessage>,
         timeout: Duration? = nil
     ) async -> [Result<PublishAck, MessageStoreError>] {
-        var results: [Result<PublishAck, MessageStoreError>?] = []
-        var publications: [Publication] = []
-        var positions: [Int] = []
-        for message in messages {
-            do {
-                publications.append(try makePublication(message))
-                positions.append(results.count)
-                results.append(nil)
-            } catch {
-                results.append(.failure(error))
-            }
-        }
-        let sent = await client.publishPipelined(
-            publications,
+        let messages = Array(messages)
+        let publisher = client.startPipelined(
+            count: messages.count,
             timeout: timeout ?? configuration.publishTimeout,
             maxInFlight: max(1, configuration.maxPublishesInFlight)
         )
-        for (position, result) in zip(positions, sent) {
-            results[position] = result
+        // Encode in chunks and hand each to the sending thread at once, so that encoding the
+        // next chunk overlaps with sending this one.
+        let chunkSize = 64
+        var chunk: [(Int, Publication)] = []
+        chunk.reserveCapacity(chunkSize)
+        for (index, message) in messages.enumerated() {
+            do {
+                chunk.append((index, try makePublication(message)))
+            } catch {
+                publisher.fail(index: index, with: error)
+            }
+            if chunk.count == chunkSize {
+                publisher.send(chunk)
+                chunk.removeAll(keepingCapacity: true)
+            }
         }
-        return results.map { $0! }
+        publisher.send(chunk)
+        publisher.finish()
+        return await publisher.results()
     }
 
     func makePublication(_ message: OutgoingMessage) throws(MessageStoreError) -> Publication {

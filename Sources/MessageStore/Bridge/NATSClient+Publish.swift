@@ -33,31 +33,24 @@ extension NATSClient {
         }
     }
 
-    /// Publishes many messages with their acknowledgements in flight together.
+    /// Starts a batch of `count` messages published with their acknowledgements in flight
+    /// together.
     ///
-    /// Each message gets its own result, in the order given. A dedicated JetStream context
-    /// carries this batch's acknowledgement callback, so batches never see each other's acks.
-    func publishPipelined(
-        _ publications: [Publication],
-        timeout: Duration,
-        maxInFlight: Int
-    ) async -> [Result<PublishAck, MessageStoreError>] {
-        guard !publications.isEmpty else { return [] }
-        let batch = PipelinedBatch(count: publications.count)
-        return await withCheckedContinuation { continuation in
-            batch.setContinuation(continuation)
-            pool.submit {
-                self.sendPipelined(publications, batch: batch, timeout: timeout, maxInFlight: maxInFlight)
-            }
+    /// The caller feeds the returned publisher in chunks while a library thread sends them, so
+    /// encoding and sending overlap. Each message gets its own result, at the index it was given.
+    /// A dedicated JetStream context carries this batch's acknowledgement callback, so batches
+    /// never see each other's acks.
+    func startPipelined(count: Int, timeout: Duration, maxInFlight: Int) -> PipelinedPublisher {
+        let publisher = PipelinedPublisher(count: count)
+        guard count > 0 else { return publisher }
+        pool.submit {
+            self.sendPipelined(publisher, timeout: timeout, maxInFlight: maxInFlight)
         }
+        return publisher
     }
 
-    private func sendPipelined(
-        _ publications: [Publication],
-        batch: PipelinedBatch,
-        timeout: Duration,
-        maxInFlight: Int
-    ) {
+    private func sendPipelined(_ publisher: PipelinedPublisher, timeout: Duration, maxInFlight: Int) {
+        let batch = publisher.batch
         let context = Unmanaged.passRetained(batch)
         var jsOptions = jsOptions()
         jsOptions_Init(&jsOptions)
@@ -104,8 +97,10 @@ extension NATSClient {
         let status = withConnection { connection in natsConnection_JetStream(&jetStream, connection, &jsOptions) }
         guard status == NATS_OK, let jetStream else {
             let error = ClientErrors.make(status, .init(operation: "creating a JetStream context"))
-            for index in publications.indices {
-                batch.fail(index: index, with: error)
+            while let chunk = publisher.nextChunk() {
+                for (index, _) in chunk {
+                    batch.fail(index: index, with: error)
+                }
             }
             context.release()
             return
@@ -114,32 +109,34 @@ extension NATSClient {
         var options = jsPubOptions()
         jsPubOptions_Init(&options)
         options.MaxWait = timeout.milliseconds
-        for (index, publication) in publications.enumerated() {
-            let message: OpaquePointer
-            do {
-                message = try CMessage.make(publication)
-            } catch {
-                batch.fail(index: index, with: error)
-                continue
-            }
-            let key = UInt(bitPattern: message)
-            batch.register(key: key, index: index)
-            var owned: OpaquePointer? = message
-            let publishStatus = js_PublishMsgAsync(jetStream, &owned, &options)
-            if publishStatus != NATS_OK {
-                var error = ClientErrors.make(
-                    publishStatus,
-                    .init(operation: "publishing", subject: publication.subject, isPublish: true)
-                )
-                if publishStatus == NATS_TIMEOUT {
-                    error.message =
-                        "publishing stalled: too many acknowledgements outstanding for longer than the timeout"
+        while let chunk = publisher.nextChunk() {
+            for (index, publication) in chunk {
+                let message: OpaquePointer
+                do {
+                    message = try CMessage.make(publication)
+                } catch {
+                    batch.fail(index: index, with: error)
+                    continue
                 }
-                batch.unregister(key: key)
-                batch.fail(index: index, with: error)
+                let key = UInt(bitPattern: message)
+                batch.register(key: key, index: index)
+                var owned: OpaquePointer? = message
+                let publishStatus = js_PublishMsgAsync(jetStream, &owned, &options)
+                if publishStatus != NATS_OK {
+                    var error = ClientErrors.make(
+                        publishStatus,
+                        .init(operation: "publishing", subject: publication.subject, isPublish: true)
+                    )
+                    if publishStatus == NATS_TIMEOUT {
+                        error.message =
+                            "publishing stalled: too many acknowledgements outstanding for longer than the timeout"
+                    }
+                    batch.unregister(key: key)
+                    batch.fail(index: index, with: error)
+                }
+                // Destroys the message only if the library did not take it (it then cleared `owned`).
+                natsMsg_Destroy(owned)
             }
-            // Destroys the message only if the library did not take it (it then cleared `owned`).
-            natsMsg_Destroy(owned)
         }
 
         // Every registered message is answered by the handler: an ack, an error or a timeout.
@@ -149,6 +146,64 @@ extension NATSClient {
                 owner.destroy()
                 context.release()
             }
+        }
+    }
+}
+
+/// The caller's side of a pipelined batch: chunks of publications go in, results come out.
+final class PipelinedPublisher: @unchecked Sendable {
+    // @unchecked: `chunks`, `head` and `finished` are guarded by `condition`'s mutex.
+    let batch: PipelinedBatch
+    private let condition = ConditionLock()
+    private var chunks: [[(Int, Publication)]] = []
+    private var head = 0
+    private var finished = false
+
+    init(count: Int) {
+        batch = PipelinedBatch(count: count)
+    }
+
+    /// Hands publications (with their result indices) to the sending thread.
+    func send(_ chunk: [(Int, Publication)]) {
+        guard !chunk.isEmpty else { return }
+        condition.lock()
+        chunks.append(chunk)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Records a result for a message that is not sent, such as one that failed to encode.
+    func fail(index: Int, with error: MessageStoreError) {
+        batch.fail(index: index, with: error)
+    }
+
+    /// No more chunks will come.
+    func finish() {
+        condition.lock()
+        finished = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The next chunk for the sending thread, or nil once every chunk is taken and the caller
+    /// has finished. Blocks while there is nothing to take.
+    fileprivate func nextChunk() -> [(Int, Publication)]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == chunks.count {
+            if finished { return nil }
+            _ = condition.wait(seconds: 60)
+        }
+        let chunk = chunks[head]
+        chunks[head] = []
+        head += 1
+        return chunk
+    }
+
+    /// Every result, in index order, once all are in.
+    func results() async -> [Result<PublishAck, MessageStoreError>] {
+        await withCheckedContinuation { continuation in
+            batch.setContinuation(continuation)
         }
     }
 }
@@ -167,11 +222,19 @@ final class PipelinedBatch: Sendable {
     private let state: Mutex<State>
 
     init(count: Int) {
-        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count, finished: count == 0))
     }
 
+    /// Resumes `continuation` with every result once all are in (at once if they already are).
     func setContinuation(_ continuation: CheckedContinuation<[Result<PublishAck, MessageStoreError>], Never>) {
-        state.withLock { $0.continuation = continuation }
+        let results = state.withLock { state -> [Result<PublishAck, MessageStoreError>]? in
+            guard state.finished else {
+                state.continuation = continuation
+                return nil
+            }
+            return state.results.map { $0! }
+        }
+        if let results { continuation.resume(returning: results) }
     }
 
     func register(key: UInt, index: Int) {
@@ -203,21 +266,22 @@ final class PipelinedBatch: Sendable {
     func settle(index: Int, result: Result<PublishAck, MessageStoreError>) {
         let finished = state.withLock {
             state -> (
-                CheckedContinuation<[Result<PublishAck, MessageStoreError>], Never>,
+                CheckedContinuation<[Result<PublishAck, MessageStoreError>], Never>?,
                 [Result<PublishAck, MessageStoreError>], (@Sendable () -> Void)?
             )? in
             guard state.results[index] == nil else { return nil }
             state.results[index] = result
             state.remaining -= 1
-            guard state.remaining == 0, let continuation = state.continuation else { return nil }
+            guard state.remaining == 0 else { return nil }
             state.finished = true
+            let continuation = state.continuation
             state.continuation = nil
             let onDone = state.onDone
             state.onDone = nil
-            return (continuation, state.results.map { $0! }, onDone)
+            return (continuation, continuation == nil ? [] : state.results.map { $0! }, onDone)
         }
         if let (continuation, results, onDone) = finished {
-            continuation.resume(returning: results)
+            continuation?.resume(returning: results)
             onDone?()
         }
     }

@@ -83,7 +83,7 @@ enum Envelope {
             var body: [UInt8] = []
             body.reserveCapacity(dataBytes.count + type.utf8.count + 32)
             body += #"{"type":"#.utf8
-            body += try encoder.encode(type)
+            try appendJSONString(type, to: &body)
             body += #","data":"#.utf8
             body += dataBytes
             if let metadata {
@@ -99,6 +99,21 @@ enum Envelope {
                 subject: subject,
                 underlying: error
             )
+        }
+    }
+
+    /// Appends `string` as a JSON string, as the shared encoder would write it.
+    private static func appendJSONString(_ string: String, to body: inout [UInt8]) throws {
+        // Type names are nearly always plain printable ASCII: those need no escaping.
+        let plain = string.utf8.allSatisfy {
+            $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\")
+        }
+        if plain {
+            body.append(UInt8(ascii: "\""))
+            body += string.utf8
+            body.append(UInt8(ascii: "\""))
+        } else {
+            body += try encoder.encode(string)
         }
     }
 

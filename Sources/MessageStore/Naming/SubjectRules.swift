@@ -15,6 +15,23 @@ enum SubjectRules {
             throw .invalidSubject(subject, "the subject is empty")
         }
         try validateCharacters(subject, what: "subject")
+        // One pass over the bytes: only a subject with an empty token or a wildcard needs the
+        // token-by-token look below, which says precisely what is wrong.
+        var tokenLength = 0
+        var needsCloserLook = false
+        for byte in subject.utf8 {
+            switch byte {
+            case UInt8(ascii: "."):
+                if tokenLength == 0 { needsCloserLook = true }
+                tokenLength = 0
+            case UInt8(ascii: "*"), UInt8(ascii: ">"):
+                needsCloserLook = true
+                tokenLength += 1
+            default:
+                tokenLength += 1
+            }
+        }
+        guard needsCloserLook || tokenLength == 0 else { return }
         let tokens = subject.split(separator: ".", omittingEmptySubsequences: false)
         for (index, token) in tokens.enumerated() {
             if token.isEmpty {
