@@ -3,7 +3,8 @@
 # real nats-server processes that the tests start and stop themselves.
 #
 # NATS_SERVER_BIN picks the server binary; by default Debian's /usr/sbin/nats-server.
-# Extra arguments go to `swift test` (for example --filter PublishTests).
+# Extra arguments go to `swift test` (for example --filter PublishTests); without them the
+# timing tests, the leak check and a quick benchmark run follow the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,7 @@ if [[ $# -eq 0 ]]; then
     # Latency tests measure the cooperative pool, so they run alone, after the parallel suite.
     MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests
     scripts/leak-check.sh
+    # The benchmark runner keeps working: a quick run (small sizes, one repetition, release
+    # build) of every scenario and implementation. Its numbers are not checked here.
+    Benchmarks/run --quick
 fi
