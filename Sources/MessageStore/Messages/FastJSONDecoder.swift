@@ -602,7 +602,28 @@ struct FastJSONDocument {
     /// decoding then fails at the top even if an `init(from:)` caught the error.
     var mustFallBack = false
     /// Lookup hints for up to four objects at a time, by object index modulo 4.
-    var hints = (FastJSONLookupHint(), FastJSONLookupHint(), FastJSONLookupHint(), FastJSONLookupHint())
+    var hint0 = FastJSONLookupHint()
+    var hint1 = FastJSONLookupHint()
+    var hint2 = FastJSONLookupHint()
+    var hint3 = FastJSONLookupHint()
+
+    func hint(for object: Int) -> FastJSONLookupHint {
+        switch object & 3 {
+        case 0: hint0
+        case 1: hint1
+        case 2: hint2
+        default: hint3
+        }
+    }
+
+    mutating func setHint(_ hint: FastJSONLookupHint) {
+        switch hint.object & 3 {
+        case 0: hint0 = hint
+        case 1: hint1 = hint
+        case 2: hint2 = hint
+        default: hint3 = hint
+        }
+    }
 }
 
 /// The parsed document: the bytes, what decoders share, and the nodes, in one allocation.
@@ -637,7 +658,12 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
 
     // The nodes are plain values: nothing to deinitialize.
 
-    var bytes: [UInt8] { withUnsafeMutablePointerToHeader { $0.pointee.bytes } }
+    /// Runs `body` with the JSON text.
+    @inline(__always)
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try withUnsafeMutablePointerToHeader { try $0.pointee.bytes.withUnsafeBufferPointer(body) }
+    }
+
     var userInfo: [CodingUserInfoKey: Any] { withUnsafeMutablePointerToHeader { $0.pointee.userInfo } }
     var count: Int { withUnsafeMutablePointerToHeader { $0.pointee.count } }
 
@@ -678,7 +704,7 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
 
     /// The raw text of a string or number node.
     func text(of node: FastJSONNode) -> String {
-        bytes.withUnsafeBufferPointer { buffer in
+        withBytes { buffer in
             String(decoding: UnsafeBufferPointer(rebasing: buffer[Int(node.a)..<Int(node.b)]), as: UTF8.self)
         }
     }
@@ -786,7 +812,7 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
     }
 
     func string(of node: FastJSONNode) -> String? {
-        bytes.withUnsafeBufferPointer { Self.string(of: node, in: $0) }
+        withBytes { Self.string(of: node, in: $0) }
     }
 
     // MARK: Keyed lookup
@@ -796,72 +822,68 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
     ///
     /// The scan starts after the member found last in the same object, wrapping around.
     func member(of object: Int, named name: String) -> Int? {
-        let count = Int(self[object].a)
-        guard count > 0 else { return nil }
-        var hint = withUnsafeMutablePointerToHeader { Self.hint(object, in: $0.pointee.hints) }
-        if hint.object != object || hint.ordinal >= count {
-            hint = FastJSONLookupHint(object: object, key: object + 1, ordinal: 0)
-        }
-        var keyIndex = hint.key
-        var ordinal = hint.ordinal
         var utf8Name = name
-        let found = utf8Name.withUTF8 { nameBytes -> Bool in
-            var nameIsASCII = true
-            for byte in nameBytes where byte >= 0x80 {
-                nameIsASCII = false
-                break
-            }
-            return bytes.withUnsafeBufferPointer { buffer -> Bool in
-                for _ in 0..<count {
-                    let key = self[keyIndex]
-                    if key.flags == 0 && nameIsASCII {
-                        // Both plain ASCII: equal as strings exactly when the bytes are equal.
-                        let start = Int(key.a)
-                        if Int(key.b) - start == nameBytes.count {
-                            var equal = true
-                            for k in 0..<nameBytes.count where buffer[start + k] != nameBytes[k] {
-                                equal = false
-                                break
-                            }
-                            if equal { return true }
-                        }
-                    } else if Self.string(of: key, in: buffer) == name {
-                        return true
-                    }
-                    ordinal += 1
-                    keyIndex = ordinal == count ? object + 1 : next(after: keyIndex + 1)
-                    if ordinal == count { ordinal = 0 }
+        return utf8Name.withUTF8 { nameBytes in
+            withUnsafeMutablePointers { document, nodes -> Int? in
+                let nodeCount = document.pointee.count
+                precondition(object >= 0 && object < nodeCount, "node index out of range")
+                let members = Int(nodes[object].a)
+                guard members > 0 else { return nil }
+                var hint = document.pointee.hint(for: object)
+                if hint.object != object || hint.ordinal >= members {
+                    hint = FastJSONLookupHint(object: object, key: object + 1, ordinal: 0)
                 }
-                return false
+                var nameIsASCII = true
+                for byte in nameBytes where byte >= 0x80 {
+                    nameIsASCII = false
+                    break
+                }
+                /// The node after the value of the member whose key is at `key`.
+                func nextKey(_ key: Int) -> Int {
+                    let value = key + 1
+                    precondition(value < nodeCount, "node index out of range")
+                    let node = nodes[value]
+                    return node.kind.rawValue >= FastJSONKind.array.rawValue ? Int(node.b) : value + 1
+                }
+                var keyIndex = hint.key
+                var ordinal = hint.ordinal
+                let found = document.pointee.bytes.withUnsafeBufferPointer { text -> Bool in
+                    for _ in 0..<members {
+                        precondition(keyIndex > object && keyIndex < nodeCount, "node index out of range")
+                        let key = nodes[keyIndex]
+                        if key.flags == 0 && nameIsASCII {
+                            // Both plain ASCII: equal as strings exactly when the bytes are equal.
+                            let start = Int(key.a)
+                            precondition(start >= 0 && Int(key.b) <= text.count, "string range out of bounds")
+                            if Int(key.b) - start == nameBytes.count {
+                                var equal = true
+                                for k in 0..<nameBytes.count where text[start + k] != nameBytes[k] {
+                                    equal = false
+                                    break
+                                }
+                                if equal { return true }
+                            }
+                        } else if Self.string(of: key, in: text) == name {
+                            return true
+                        }
+                        ordinal += 1
+                        if ordinal == members {
+                            ordinal = 0
+                            keyIndex = object + 1
+                        } else {
+                            keyIndex = nextKey(keyIndex)
+                        }
+                    }
+                    return false
+                }
+                guard found else { return nil }
+                document.pointee.setHint(
+                    ordinal + 1 == members
+                        ? FastJSONLookupHint(object: object, key: object + 1, ordinal: 0)
+                        : FastJSONLookupHint(object: object, key: nextKey(keyIndex), ordinal: ordinal + 1)
+                )
+                return keyIndex + 1
             }
-        }
-        guard found else { return nil }
-        let value = keyIndex + 1
-        let following =
-            ordinal + 1 == count
-            ? FastJSONLookupHint(object: object, key: object + 1, ordinal: 0)
-            : FastJSONLookupHint(object: object, key: next(after: value), ordinal: ordinal + 1)
-        withUnsafeMutablePointerToHeader { Self.setHint(following, in: &$0.pointee.hints) }
-        return value
-    }
-
-    private typealias Hints = (FastJSONLookupHint, FastJSONLookupHint, FastJSONLookupHint, FastJSONLookupHint)
-
-    private static func hint(_ object: Int, in hints: Hints) -> FastJSONLookupHint {
-        switch object & 3 {
-        case 0: hints.0
-        case 1: hints.1
-        case 2: hints.2
-        default: hints.3
-        }
-    }
-
-    private static func setHint(_ hint: FastJSONLookupHint, in hints: inout Hints) {
-        switch hint.object & 3 {
-        case 0: hints.0 = hint
-        case 1: hints.1 = hint
-        case 2: hints.2 = hint
-        default: hints.3 = hint
         }
     }
 
@@ -897,7 +919,7 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
             throw .typeMismatch(T.self, found: value.kind)
         }
         if value.flags & FastJSONNode.notInteger == 0 {
-            let parsed: T? = bytes.withUnsafeBufferPointer { buffer in
+            let parsed: T? = withBytes { buffer in
                 Self.parseInteger(buffer, Int(value.a), Int(value.b))
             }
             guard let parsed else { throw .notRepresentable(T.self, number: text(of: value)) }
@@ -945,14 +967,14 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
             throw .typeMismatch(T.self, found: value.kind)
         }
         if T.self == Double.self,
-            let double = bytes.withUnsafeBufferPointer({ Self.exactDouble($0, Int(value.a), Int(value.b)) })
+            let double = withBytes({ Self.exactDouble($0, Int(value.a), Int(value.b)) })
         {
             return T(double)
         }
         let text = text(of: value)
         guard let result = T(text) else { throw fallBack() }
         guard result.isFinite else { throw .notRepresentable(T.self, number: text) }
-        if result == 0 && !bytes.withUnsafeBufferPointer({ Self.isTrueZero($0, Int(value.a), Int(value.b)) }) {
+        if result == 0 && !withBytes({ Self.isTrueZero($0, Int(value.a), Int(value.b)) }) {
             throw .notRepresentable(T.self, number: text)
         }
         return result
