@@ -1119,8 +1119,92 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
         } catch {
             throw error.decodingError(at: FastJSONPathNode.path(parent, appending: key))
         }
+        // This module's own types, read straight from the nodes when the input is ordinary.
+        if T.self == JSONValue.self, let value = directJSONValue(node) { return Self.same(value, as: T.self) }
+        if T.self == MessageMetadata.self, let value = directMessageMetadata(node) { return Self.same(value, as: T.self) }
         let path = key.map { FastJSONPathNode(parent: parent, key: $0) } ?? parent
         return try T(from: FastJSONValueDecoder(state: self, node: node, path: path))
+    }
+
+    // MARK: Direct decoding of this module's types
+
+    // `JSONValue` and `MessageMetadata` are decoded on every message; going through their
+    // `init(from:)` costs mostly Codable's own machinery (`allKeys` is cast twice, every keyed
+    // container is boxed). These functions give what those initializers give for the inputs
+    // they handle, and nil for anything else (an error on the way, a number that is neither an
+    // `Int` nor a `Double`), which then goes through `init(from:)`. Keep them in step with
+    // `JSONValue.init(from:)` and `MessageMetadata.init(from:)`; the differential tests check
+    // them against JSONDecoder, which uses those initializers.
+
+    /// What `JSONValue.init(from:)` gives: null, then Bool, Int, Double, String, array, object.
+    func directJSONValue(_ node: Int) -> JSONValue? {
+        let value = self[node]
+        switch value.kind {
+        case .null:
+            return .null
+        case .true:
+            return .bool(true)
+        case .false:
+            return .bool(false)
+        case .number:
+            if let integer = try? decodeInteger(Int.self, node) { return .int(integer) }
+            if let double = try? decodeFloatingPoint(Double.self, node) { return .double(double) }
+            return nil
+        case .string:
+            return string(of: value).map(JSONValue.string)
+        case .array:
+            var items: [JSONValue] = []
+            items.reserveCapacity(Int(value.a))
+            var element = node + 1
+            for _ in 0..<Int(value.a) {
+                guard let item = directJSONValue(element) else { return nil }
+                items.append(item)
+                element = next(after: element)
+            }
+            return .array(items)
+        case .object:
+            var members: [String: JSONValue] = [:]
+            members.reserveCapacity(Int(value.a))
+            var key = node + 1
+            for _ in 0..<Int(value.a) {
+                guard let name = string(of: self[key]), let member = directJSONValue(key + 1) else { return nil }
+                members[name] = member
+                key = next(after: key + 1)
+            }
+            return .object(members)
+        }
+    }
+
+    /// What `MessageMetadata.init(from:)` gives: `originSubject` and `traceId` as optional
+    /// strings, every other key as a `JSONValue`.
+    func directMessageMetadata(_ node: Int) -> MessageMetadata? {
+        let object = self[node]
+        guard object.kind == .object else { return nil }
+        var metadata = MessageMetadata()
+        var additional: [String: JSONValue] = [:]
+        var key = node + 1
+        for _ in 0..<Int(object.a) {
+            guard let name = string(of: self[key]) else { return nil }
+            let value = self[key + 1]
+            // As the initializer's `switch key.stringValue`, by String equality.
+            if name == "originSubject" || name == "traceId" {
+                let text: String?
+                switch value.kind {
+                case .null: text = nil
+                case .string:
+                    guard let string = string(of: value) else { return nil }
+                    text = string
+                default: return nil
+                }
+                if name == "originSubject" { metadata.originSubject = text } else { metadata.traceId = text }
+            } else {
+                guard let member = directJSONValue(key + 1) else { return nil }
+                additional[name] = member
+            }
+            key = next(after: key + 1)
+        }
+        metadata.additionalFields = additional
+        return metadata
     }
 
     /// `value` as `T`, which the caller checked is `U`.
