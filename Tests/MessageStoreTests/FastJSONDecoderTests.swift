@@ -130,7 +130,10 @@ struct ScalarTrace: Decodable, Equatable {
         log.append(describeOutcome { "\(try c.decode(UInt32.self))" })
         log.append(describeOutcome { "\(try c.decode(UInt64.self))" })
         log.append(describeOutcome { "\(try c.decode(UInt128.self))" })
-        log.append(describeOutcome { "\(try c.decode(Decimal.self))" })
+        log.append(describeOutcome {
+            let decimal = try c.decode(Decimal.self)
+            return "\(decimal) \(decimal.exponent) \(decimal.significand) \(decimal.sign) \(decimal.isNaN)"
+        })
         log.append(describeOutcome { "\(try c.decode(Date.self).timeIntervalSinceReferenceDate.bitPattern)" })
         log.append(describeOutcome { "\(try c.decode(Data.self).base64EncodedString())" })
         log.append(describeOutcome { try c.decode(URL.self).absoluteString })
@@ -694,6 +697,41 @@ struct FastJSONDecoderTests {
             for text in [arrays, objects] {
                 let accepted = Self.checkJSONValue(Array(text.utf8))
                 #expect(accepted == (depth <= 512), "depth \(depth)")
+            }
+        }
+    }
+
+    /// Nests through keyed and unkeyed containers, as user types do.
+    indirect enum Nesting: Decodable, Equatable {
+        case leaf(Int)
+        case list([Nesting])
+        case member(Nesting)
+
+        private enum CodingKeys: String, CodingKey { case a }
+
+        init(from decoder: any Decoder) throws {
+            if let keyed = try? decoder.container(keyedBy: CodingKeys.self) {
+                self = .member(try keyed.decode(Nesting.self, forKey: .a))
+            } else if var unkeyed = try? decoder.unkeyedContainer() {
+                var items: [Nesting] = []
+                while !unkeyed.isAtEnd { items.append(try unkeyed.decode(Nesting.self)) }
+                self = .list(items)
+            } else {
+                self = .leaf(try decoder.singleValueContainer().decode(Int.self))
+            }
+        }
+    }
+
+    @Test func decodesUserTypesNestedToTheLimit() {
+        for depth in [100, 512, 513] {
+            let arrays = String(repeating: "[", count: depth) + "1" + String(repeating: "]", count: depth)
+            let objects = String(repeating: #"{"a":"#, count: depth) + "1" + String(repeating: "}", count: depth)
+            // Pairs of an array and an object: 2 * pairs levels.
+            let pairs = (depth + 1) / 2
+            let mixed = String(repeating: #"[{"a":"#, count: pairs) + "1" + String(repeating: "}]", count: pairs)
+            for (text, levels) in [(arrays, depth), (objects, depth), (mixed, 2 * pairs)] {
+                let accepted = Self.check(Nesting.self, text)
+                #expect(accepted == (levels <= 512), "\(levels) levels")
             }
         }
     }
