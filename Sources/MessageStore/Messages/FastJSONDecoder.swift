@@ -20,9 +20,13 @@
 /// results and error messages.
 ///
 /// When an unusual value is met inside a type's `init(from:)` (an integer written with an exponent
-/// beyond 2^53, two keys of a `[Int: V]` naming the same integer), the decoder throws there and
-/// also marks the whole decoding as failed, so that an `init(from:)` that catches the error
-/// cannot turn it into a result `JSONDecoder` would not produce.
+/// beyond 2^53, two keys that name the same integer, as "1" and "01" do for an `[Int: V]`), the
+/// decoder throws there and also marks the whole decoding as failed, so that an `init(from:)`
+/// that catches the error cannot turn it into a result `JSONDecoder` would not produce.
+///
+/// Like `JSONDecoder`, which decodes `Date`, `Data`, `URL` and `Decimal` itself, it decodes
+/// this module's `JSONValue` and `MessageMetadata` itself when their input is ordinary, giving
+/// what their `init(from:)` gives.
 struct FastJSONDecoder: Sendable {
     /// Visible to every `init(from:)` through `decoder.userInfo`.
     var userInfo: [CodingUserInfoKey: any Sendable] {
@@ -127,6 +131,7 @@ struct FastJSONSyntaxError: Error, CustomStringConvertible {
     var reason: String
     var description: String { "\(reason) at byte \(offset)" }
 }
+
 /// A strict RFC 8259 parser producing ``FastJSONNode``s.
 ///
 /// Stricter than `JSONDecoder` where the two differ (trailing commas, numbers such as `01` in
@@ -705,7 +710,9 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
     /// The raw text of a string or number node.
     func text(of node: FastJSONNode) -> String {
         withBytes { buffer in
-            String(decoding: UnsafeBufferPointer(rebasing: buffer[Int(node.a)..<Int(node.b)]), as: UTF8.self)
+            let start = min(max(Int(node.a), 0), buffer.count)
+            let end = min(max(Int(node.b), start), buffer.count)
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<end]), as: UTF8.self)
         }
     }
 
