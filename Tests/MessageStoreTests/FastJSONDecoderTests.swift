@@ -489,7 +489,9 @@ struct FastJSONDecoderTests {
                 a.type == b.type && identical(a.metadata, b.metadata) && samePayload(a.payload, b.payload)
             }
             Self.check(Envelope.Head.self, bytes) { a, b in a.type == b.type && identical(a.metadata, b.metadata) }
-            Self.check(PathTrace.self, bytes, fast: FastJSONDecoder(userInfo: [PathTrace.key: "seen"]), foundation: {
+            var tracing = FastJSONDecoder()
+            tracing.userInfo[PathTrace.key] = "seen"
+            Self.check(PathTrace.self, bytes, fast: tracing, foundation: {
                 let decoder = Envelope.makeDecoder()
                 decoder.userInfo[PathTrace.key] = "seen"
                 return decoder
