@@ -98,7 +98,7 @@ extension MessageStore {
 
     static func decodeForRead(
         _ fetched: FetchedMessage,
-        using decoder: JSONDecoder,
+        using decoder: BodyDecoder,
         naming: Naming
     ) throws(MessageStoreError) -> Envelope.Dispatched {
         do throws(Envelope.DispatchFailure) {

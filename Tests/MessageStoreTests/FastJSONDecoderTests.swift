@@ -472,7 +472,7 @@ struct FastJSONDecoderTests {
             "FastJSONTestNote": FastJSONTestNote.self,
         ])
         let fast = FastJSONDecoder(userInfo: [Envelope.Dispatched.handlersKey: table])
-        let foundation = Envelope.makeDispatchDecoder(payloadTypes: table.payloadTypes)
+        let foundation = Envelope.makeDispatchDecoder(payloadTypes: table.payloadTypes).foundation
         func samePayload(_ a: (any MessagePayload)?, _ b: (any MessagePayload)?) -> Bool {
             switch (a, b) {
             case (nil, nil): return true

@@ -60,22 +60,18 @@ extension Envelope {
     }
 
     /// A decoder that dispatches `data` to the payload types of `handlers`.
-    static func makeDispatchDecoder(for handlers: MessageHandlers) -> JSONDecoder {
+    static func makeDispatchDecoder(for handlers: MessageHandlers) -> BodyDecoder {
         makeDispatchDecoder(payloadTypes: handlers.table.mapValues(\.payloadType))
     }
 
     /// A decoder that decodes `data` as the payload type registered for the envelope's type.
-    static func makeDispatchDecoder(payloadTypes: [String: any MessagePayload.Type]) -> JSONDecoder {
-        let decoder = makeDecoder()
-        decoder.userInfo[Dispatched.handlersKey] = Dispatched.Table(payloadTypes: payloadTypes)
-        return decoder
+    static func makeDispatchDecoder(payloadTypes: [String: any MessagePayload.Type]) -> BodyDecoder {
+        BodyDecoder(userInfo: [Dispatched.handlersKey: Dispatched.Table(payloadTypes: payloadTypes)])
     }
 
-    static func decodeForDispatch(_ body: [UInt8], using decoder: JSONDecoder) throws(DispatchFailure) -> Dispatched {
+    static func decodeForDispatch(_ body: [UInt8], using decoder: BodyDecoder) throws(DispatchFailure) -> Dispatched {
         do {
-            return try body.withUnsafeBufferPointer { buffer in
-                try decoder.decode(Dispatched.self, from: Data(buffer: buffer))
-            }
+            return try decoder.decode(Dispatched.self, from: body)
         } catch let failure as Dispatched.DataFailure {
             throw .undecodableData(type: failure.type, detail: describe(failure.underlying))
         } catch {

@@ -39,6 +39,8 @@ enum Envelope {
     /// JSONEncoder/JSONDecoder are safe to share once configured.
     static let encoder = makeEncoder()
     static let decoder = makeDecoder()
+    /// The decoder for message bodies: ``FastJSONDecoder``, falling back to ``decoder``.
+    static let bodyDecoder = BodyDecoder()
 
     static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
@@ -120,7 +122,7 @@ enum Envelope {
     /// Reads the type and metadata of an envelope, checking that `data` is an object.
     static func decodeHead(_ body: [UInt8], subject: String?, sequence: UInt64?) throws(MessageStoreError) -> Head {
         do {
-            return try decoder.decode(Head.self, from: Data(body))
+            return try bodyDecoder.decode(Head.self, from: body)
         } catch {
             throw MessageStoreError(
                 code: .decodingFailed,
@@ -141,7 +143,7 @@ enum Envelope {
         sequence: UInt64?
     ) throws(MessageStoreError) -> Payload {
         do {
-            return try decoder.decode(DataOnly<Payload>.self, from: Data(body)).data
+            return try bodyDecoder.decode(DataOnly<Payload>.self, from: body).data
         } catch {
             throw MessageStoreError(
                 code: .decodingFailed,
@@ -172,5 +174,26 @@ enum Envelope {
 
     private static func path(_ keys: [any CodingKey]) -> String {
         keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+    }
+}
+
+/// ``FastJSONDecoder`` in front of a `JSONDecoder` configured like ``Envelope/makeDecoder()``,
+/// both with the same user info: the fast decoder's result, or else `JSONDecoder`'s result or
+/// error, so results and error messages are always `JSONDecoder`'s.
+struct BodyDecoder: Sendable {
+    let fast: FastJSONDecoder
+    let foundation: JSONDecoder
+
+    init(userInfo: [CodingUserInfoKey: any Sendable] = [:]) {
+        fast = FastJSONDecoder(userInfo: userInfo)
+        let foundation = Envelope.makeDecoder()
+        for (key, value) in userInfo {
+            foundation.userInfo[key] = value
+        }
+        self.foundation = foundation
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, from body: [UInt8]) throws -> T {
+        try FastJSONDecoder.decodeWithFallback(type, from: body, fast: fast, foundation: foundation)
     }
 }

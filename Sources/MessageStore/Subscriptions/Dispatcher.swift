@@ -13,7 +13,7 @@ final class Dispatcher: Sendable {
     let subscription: Subscription
     let stream: String
     let deadLetterPrefix: String?
-    let decoder: JSONDecoder
+    let decoder: BodyDecoder
     let metrics: SubscriptionMetrics
     let progress: ProgressReporter
     private let configuration: Subscription.Configuration
