@@ -80,7 +80,8 @@ func canonical(_ value: JSONValue) -> String {
     case .double(let x): return "d" + exact(x)
     case .array(let items): return "[" + items.map(canonical).joined(separator: ",") + "]"
     case .object(let members):
-        return "{" + members.sorted { $0.key < $1.key }.map { "\($0.key.debugDescription):\(canonical($0.value))" }
+        return "{"
+            + members.sorted { $0.key < $1.key }.map { "\($0.key.debugDescription):\(canonical($0.value))" }
             .joined(separator: ",") + "}"
     default: return "\(value)"
     }
@@ -130,16 +131,20 @@ struct ScalarTrace: Decodable, Equatable {
         log.append(describeOutcome { "\(try c.decode(UInt32.self))" })
         log.append(describeOutcome { "\(try c.decode(UInt64.self))" })
         log.append(describeOutcome { "\(try c.decode(UInt128.self))" })
-        log.append(describeOutcome {
-            let decimal = try c.decode(Decimal.self)
-            return "\(decimal) \(decimal.exponent) \(decimal.significand) \(decimal.sign) \(decimal.isNaN)"
-        })
+        log.append(
+            describeOutcome {
+                let decimal = try c.decode(Decimal.self)
+                return "\(decimal) \(decimal.exponent) \(decimal.significand) \(decimal.sign) \(decimal.isNaN)"
+            }
+        )
         log.append(describeOutcome { "\(try c.decode(Date.self).timeIntervalSinceReferenceDate.bitPattern)" })
         log.append(describeOutcome { "\(try c.decode(Data.self).base64EncodedString())" })
         log.append(describeOutcome { try c.decode(URL.self).absoluteString })
         log.append(describeOutcome { "\(try c.decode(Int?.self) as Any)" })
         log.append(describeOutcome { canonical(try c.decode(JSONValue.self)) })
-        log.append(describeOutcome { try decoder.container(keyedBy: Envelope.AnyKey.self).allKeys.map(\.stringValue).joined() })
+        log.append(
+            describeOutcome { try decoder.container(keyedBy: Envelope.AnyKey.self).allKeys.map(\.stringValue).joined() }
+        )
         log.append(describeOutcome { "\(try decoder.unkeyedContainer().count ?? -1)" })
     }
 }
@@ -171,24 +176,33 @@ struct KeyedTrace: Decodable, Equatable {
             log.append(describeOutcome { canonical(try c.decode(JSONValue.self, forKey: key)) })
             log.append(describeOutcome { "\(try c.decodeIfPresent(Date.self, forKey: key) as Any)" })
             log.append(describeOutcome { "\(try c.decodeIfPresent(Decimal.self, forKey: key) as Any)" })
-            log.append(describeOutcome {
-                try c.nestedContainer(keyedBy: Envelope.AnyKey.self, forKey: key).allKeys.map(\.stringValue).sorted()
-                    .joined()
-            })
-            log.append(describeOutcome {
-                var nested = try c.nestedUnkeyedContainer(forKey: key)
-                return "\(nested.count ?? -1) \(nested.codingPath.count) \(try nested.decodeNil())"
-            })
-            log.append(describeOutcome {
-                let inner = try c.superDecoder(forKey: key)
-                let single = try inner.singleValueContainer()
-                return "\(inner.codingPath.map(\.stringValue)) \(single.decodeNil()) \(try single.decode(Int.self))"
-            })
+            log.append(
+                describeOutcome {
+                    try c.nestedContainer(keyedBy: Envelope.AnyKey.self, forKey: key).allKeys.map(\.stringValue)
+                        .sorted()
+                        .joined()
+                }
+            )
+            log.append(
+                describeOutcome {
+                    var nested = try c.nestedUnkeyedContainer(forKey: key)
+                    return "\(nested.count ?? -1) \(nested.codingPath.count) \(try nested.decodeNil())"
+                }
+            )
+            log.append(
+                describeOutcome {
+                    let inner = try c.superDecoder(forKey: key)
+                    let single = try inner.singleValueContainer()
+                    return "\(inner.codingPath.map(\.stringValue)) \(single.decodeNil()) \(try single.decode(Int.self))"
+                }
+            )
         }
-        log.append(describeOutcome {
-            let inner = try c.superDecoder()
-            return "\(inner.codingPath.map(\.stringValue)) \(try inner.singleValueContainer().decode(Int.self))"
-        })
+        log.append(
+            describeOutcome {
+                let inner = try c.superDecoder()
+                return "\(inner.codingPath.map(\.stringValue)) \(try inner.singleValueContainer().decode(Int.self))"
+            }
+        )
     }
 }
 
@@ -206,7 +220,11 @@ struct UnkeyedTrace: Decodable, Equatable {
             log.append(describeOutcome { "\(try c.decodeNil())" })
             log.append(describeOutcome { "\(try c.decode(Int.self))" })
             log.append(describeOutcome { "\(try c.decodeIfPresent(String.self) as Any)" })
-            log.append(describeOutcome { try c.nestedContainer(keyedBy: Envelope.AnyKey.self).allKeys.map(\.stringValue).sorted().joined() })
+            log.append(
+                describeOutcome {
+                    try c.nestedContainer(keyedBy: Envelope.AnyKey.self).allKeys.map(\.stringValue).sorted().joined()
+                }
+            )
             log.append(describeOutcome { "\(try c.nestedUnkeyedContainer().count ?? -1)" })
             log.append(describeOutcome { canonical(try c.decode(JSONValue.self)) })
         }
@@ -214,7 +232,9 @@ struct UnkeyedTrace: Decodable, Equatable {
         log.append(describeOutcome { "\(try c.decodeNil())" })
         log.append(describeOutcome { "\(try c.decode(Int.self))" })
         log.append(describeOutcome { "\(try c.decodeIfPresent(Int.self) as Any) \(c.currentIndex)" })
-        log.append(describeOutcome { "\(try c.decodeIfPresent(JSONValue.self).map(canonical) as Any) \(c.currentIndex)" })
+        log.append(
+            describeOutcome { "\(try c.decodeIfPresent(JSONValue.self).map(canonical) as Any) \(c.currentIndex)" }
+        )
         log.append(describeOutcome { "\(try c.superDecoder().codingPath.count)" })
         log.append(describeOutcome { "\(try c.nestedUnkeyedContainer().count ?? -1)" })
         log.append("end \(c.currentIndex) \(c.isAtEnd)")
@@ -280,7 +300,9 @@ struct FastJSONDecoderTests {
         let text = String(decoding: bytes, as: UTF8.self)
         guard let fastValue = try? fast.decode(type, from: bytes) else {
             // The fallback gives exactly what JSONDecoder gives.
-            let viaFallback = Result { try FastJSONDecoder.decodeWithFallback(type, from: bytes, fast: fast, foundation: foundation) }
+            let viaFallback = Result {
+                try FastJSONDecoder.decodeWithFallback(type, from: bytes, fast: fast, foundation: foundation)
+            }
             let direct = Result { try foundation.decode(type, from: Data(bytes)) }
             switch (viaFallback, direct) {
             case (.success(let a), .success(let b)):
@@ -301,7 +323,10 @@ struct FastJSONDecoderTests {
                 sourceLocation: sourceLocation
             )
         } catch {
-            Issue.record("\(T.self) from \(text): fast gave \(fastValue), JSONDecoder threw \(error)", sourceLocation: sourceLocation)
+            Issue.record(
+                "\(T.self) from \(text): fast gave \(fastValue), JSONDecoder threw \(error)",
+                sourceLocation: sourceLocation
+            )
         }
         return true
     }
@@ -491,11 +516,17 @@ struct FastJSONDecoderTests {
             Self.check(Envelope.Head.self, bytes) { a, b in a.type == b.type && identical(a.metadata, b.metadata) }
             var tracing = FastJSONDecoder()
             tracing.userInfo[PathTrace.key] = "seen"
-            Self.check(PathTrace.self, bytes, fast: tracing, foundation: {
-                let decoder = Envelope.makeDecoder()
-                decoder.userInfo[PathTrace.key] = "seen"
-                return decoder
-            }(), equal: ==)
+            Self.check(
+                PathTrace.self,
+                bytes,
+                fast: tracing,
+                foundation: {
+                    let decoder = Envelope.makeDecoder()
+                    decoder.userInfo[PathTrace.key] = "seen"
+                    return decoder
+                }(),
+                equal: ==
+            )
             Self.checkJSONValue(bytes)
         }
         // The fast path is taken for the bodies the store writes.
@@ -505,16 +536,21 @@ struct FastJSONDecoderTests {
             #expect(throws: Never.self) { try Self.fast.decode(Envelope.Head.self, from: Array(text.utf8)) }
         }
         let dispatched = try fast.decode(Envelope.Dispatched.self, from: Array(Self.envelope.utf8))
-        #expect(dispatched.payload as? FastJSONTestEvent == FastJSONTestEvent(id: 7, amount: 7, currency: "EUR", note: "benchmark payload padding text"))
+        #expect(
+            dispatched.payload as? FastJSONTestEvent
+                == FastJSONTestEvent(id: 7, amount: 7, currency: "EUR", note: "benchmark payload padding text")
+        )
         #expect(dispatched.metadata == MessageMetadata(originSubject: "x"))
         let encoded = try Envelope.encode(
             FastJSONTestNote(text: "é\u{0}\"", tags: ["x"], extra: ["a": [1, 2.5, nil, "s"]]),
             metadata: MessageMetadata(originSubject: "a.b", traceId: "t", additionalFields: ["n": 1, "d": 0.1]),
             subject: "s"
         )
-        #expect(Self.check(Envelope.Dispatched.self, encoded, fast: fast, foundation: foundation) { a, b in
-            a.type == b.type && identical(a.metadata, b.metadata) && samePayload(a.payload, b.payload)
-        })
+        #expect(
+            Self.check(Envelope.Dispatched.self, encoded, fast: fast, foundation: foundation) { a, b in
+                a.type == b.type && identical(a.metadata, b.metadata) && samePayload(a.payload, b.payload)
+            }
+        )
         // A `data` of the wrong shape is a data failure, as with JSONDecoder.
         #expect(throws: Envelope.Dispatched.DataFailure.self) {
             try fast.decode(Envelope.Dispatched.self, from: Array(Self.envelopeCorpus[5].utf8))
@@ -571,7 +607,8 @@ struct FastJSONDecoderTests {
             "a", "Z", "0", " ", "\\\"", "\\\\", "\\/", "\\n", "\\t", "\\u0041", "\\u00e9", "\\u212A", "\\ud83d\\ude00",
             "é", "中", "😀", "e\u{301}", "\\u0000", "\\uFFFF", "K", "\u{212A}", "padding text ",
         ]
-        return "\"" + (0..<Int(rng.next() % 6)).map { _ in pieces[Int(rng.next() % UInt64(pieces.count))] }.joined() + "\""
+        return "\"" + (0..<Int(rng.next() % 6)).map { _ in pieces[Int(rng.next() % UInt64(pieces.count))] }.joined()
+            + "\""
     }
 
     static func randomValue(_ rng: inout SeededGenerator, depth: Int) -> String {
@@ -588,7 +625,9 @@ struct FastJSONDecoderTests {
             }
             return "{" + members.joined(separator: ",") + "}"
         default:
-            return "[" + (0..<Int(rng.next() % 5)).map { _ in randomValue(&rng, depth: depth + 1) }.joined(separator: ", ") + "]"
+            return "["
+                + (0..<Int(rng.next() % 5)).map { _ in randomValue(&rng, depth: depth + 1) }.joined(separator: ", ")
+                + "]"
         }
     }
 
@@ -616,7 +655,8 @@ struct FastJSONDecoderTests {
     @Test func generatedMetadataDecodesAsJSONDecoderDecodesIt() {
         var rng = SeededGenerator(seed: 0x5EED_0006)
         let keys = [
-            "originSubject", "traceId", "origin\\u0053ubject", "trace\\u0049d", "tenant", "k1", "\\u212A", "originsubject",
+            "originSubject", "traceId", "origin\\u0053ubject", "trace\\u0049d", "tenant", "k1", "\\u212A",
+            "originsubject",
         ]
         let values = [#""a.b.c""#, "null", #""""#, "1", "[]", #"{"x":[1,null]}"#, #""\u00e9""#, "true"]
         var fastCount = 0
@@ -631,7 +671,9 @@ struct FastJSONDecoderTests {
             let metadata = "{" + members.joined(separator: ",") + "}"
             if Self.check(MessageMetadata.self, Array(metadata.utf8), equal: identical) { fastCount += 1 }
             let envelope = #"{"type":"T","data":{},"metadata":"# + metadata + "}"
-            Self.check(Envelope.Head.self, Array(envelope.utf8)) { a, b in a.type == b.type && identical(a.metadata, b.metadata) }
+            Self.check(Envelope.Head.self, Array(envelope.utf8)) { a, b in
+                a.type == b.type && identical(a.metadata, b.metadata)
+            }
             Self.check([String: MessageMetadata?].self, Array(#"{"m":\#(metadata),"n":null}"#.utf8)) { a, b in
                 a.count == b.count && a.allSatisfy { key, value in b[key].map { identical(value, $0) } ?? false }
             }
@@ -649,7 +691,11 @@ struct FastJSONDecoderTests {
             let date =
                 "\(yearText)-\(two(rng.next() % 13))-\(two(rng.next() % 32))T\(two(rng.next() % 25)):\(two(rng.next() % 61)):\(two(rng.next() % 61))"
             let zone = ["Z", "+01:00", "-09:30", ".5Z", ".123456Z", ""][Int(rng.next() % 6)]
-            if Self.check(Date.self, Array("\"\(date)\(zone)\"".utf8), equal: { $0.timeIntervalSinceReferenceDate.bitPattern == $1.timeIntervalSinceReferenceDate.bitPattern }) {
+            if Self.check(
+                Date.self,
+                Array("\"\(date)\(zone)\"".utf8),
+                equal: { $0.timeIntervalSinceReferenceDate.bitPattern == $1.timeIntervalSinceReferenceDate.bitPattern }
+            ) {
                 fastCount += 1
             }
         }
@@ -667,7 +713,10 @@ struct FastJSONDecoderTests {
             }
             for _ in 0..<Int(rng.next() % 3) {
                 let position = text.isEmpty ? 0 : Int(rng.next() % UInt64(text.count))
-                text.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: text.index(text.startIndex, offsetBy: position))
+                text.insert(
+                    alphabet[Int(rng.next() % UInt64(alphabet.count))],
+                    at: text.index(text.startIndex, offsetBy: position)
+                )
             }
             Self.check(Data.self, "\"\(text)\"")
         }
@@ -683,11 +732,14 @@ struct FastJSONDecoderTests {
             "//", "'a'", "[1;2]",
         ]
         for text in invalid {
-            #expect(throws: DecodingError.self, "\(text)") { try Self.fast.decode(JSONValue.self, from: Array(text.utf8)) }
+            #expect(throws: DecodingError.self, "\(text)") {
+                try Self.fast.decode(JSONValue.self, from: Array(text.utf8))
+            }
         }
-        for bytes: [UInt8] in [[0x22, 0xFF, 0x22], [0x22, 0xC3, 0x22], [0x22, 0xC0, 0x80, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22],
-            [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], [0x22, 0xE0, 0x80, 0x80, 0x22], [0x22, 0x00, 0x22], [0xFF], [0x00]]
-        {
+        for bytes: [UInt8] in [
+            [0x22, 0xFF, 0x22], [0x22, 0xC3, 0x22], [0x22, 0xC0, 0x80, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22],
+            [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], [0x22, 0xE0, 0x80, 0x80, 0x22], [0x22, 0x00, 0x22], [0xFF], [0x00],
+        ] {
             #expect(throws: DecodingError.self) { try Self.fast.decode(String.self, from: bytes) }
         }
     }
@@ -741,7 +793,9 @@ struct FastJSONDecoderTests {
     @Test func survivesHostileInput() {
         let body = Array(Self.envelope.utf8)
         let fast = FastJSONDecoder(userInfo: [
-            Envelope.Dispatched.handlersKey: Envelope.Dispatched.Table(payloadTypes: ["FastJSONTestEvent": FastJSONTestEvent.self])
+            Envelope.Dispatched.handlersKey: Envelope.Dispatched.Table(payloadTypes: [
+                "FastJSONTestEvent": FastJSONTestEvent.self
+            ])
         ])
         for end in 0..<body.count {
             let prefix = Array(body[..<end])
@@ -750,18 +804,23 @@ struct FastJSONDecoderTests {
             _ = try? fast.decode(ScalarTrace.self, from: prefix)
         }
         var rng = SeededGenerator(seed: 0x5EED_0005)
-        let interesting = Array(#"{}[]",:"\u0123456789-+.eEtruefalsn "#.utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xBF, 0xC3, 0xED, 0xF0, 0xFF]
+        let interesting =
+            Array(#"{}[]",:"\u0123456789-+.eEtruefalsn "#.utf8) + [
+                0x00, 0x1F, 0x7F, 0x80, 0xBF, 0xC3, 0xED, 0xF0, 0xFF,
+            ]
         for round in 0..<10_000 {
             var bytes: [UInt8]
             if round % 2 == 0 {
                 bytes = (0..<Int(rng.next() % 40)).map { _ in
                     rng.next() % 4 == 0
-                        ? UInt8(truncatingIfNeeded: rng.next()) : interesting[Int(rng.next() % UInt64(interesting.count))]
+                        ? UInt8(truncatingIfNeeded: rng.next())
+                        : interesting[Int(rng.next() % UInt64(interesting.count))]
                 }
             } else {
                 bytes = body
                 for _ in 0..<Int(rng.next() % 4 + 1) {
-                    bytes[Int(rng.next() % UInt64(bytes.count))] = interesting[Int(rng.next() % UInt64(interesting.count))]
+                    bytes[Int(rng.next() % UInt64(bytes.count))] =
+                        interesting[Int(rng.next() % UInt64(interesting.count))]
                 }
             }
             _ = try? fast.decode(JSONValue.self, from: bytes)
@@ -827,7 +886,9 @@ struct FastJSONDecoderTests {
             (#"{"value":1e400}"#, "!corrupt"),
         ]
         for (text, expected) in cases {
-            #expect(describeOutcome { "\(try Self.fast.decode(Wanted.self, from: Array(text.utf8)).value)" } == expected)
+            #expect(
+                describeOutcome { "\(try Self.fast.decode(Wanted.self, from: Array(text.utf8)).value)" } == expected
+            )
         }
         let error = #expect(throws: DecodingError.self) {
             try Self.fast.decode([[Int]].self, from: Array(#"[[1],[2,"x"]]"#.utf8))

@@ -568,16 +568,25 @@ enum FastJSONValueError: Error {
                 }
             return .typeMismatch(
                 type,
-                .init(codingPath: codingPath, debugDescription: "Expected to decode \(type) but found \(description) instead.")
+                .init(
+                    codingPath: codingPath,
+                    debugDescription: "Expected to decode \(type) but found \(description) instead."
+                )
             )
         case .valueNotFound(let type):
             return .valueNotFound(
                 type,
-                .init(codingPath: codingPath, debugDescription: "Cannot get value of type \(type) -- found null value instead")
+                .init(
+                    codingPath: codingPath,
+                    debugDescription: "Cannot get value of type \(type) -- found null value instead"
+                )
             )
         case .notRepresentable(let type, let number):
             return .dataCorrupted(
-                .init(codingPath: codingPath, debugDescription: "Parsed JSON number <\(number)> does not fit in \(type).")
+                .init(
+                    codingPath: codingPath,
+                    debugDescription: "Parsed JSON number <\(number)> does not fit in \(type)."
+                )
             )
         case .dataCorrupted(let description):
             return .dataCorrupted(.init(codingPath: codingPath, debugDescription: description))
@@ -940,7 +949,8 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
     }
 
     /// Parses `-?[0-9]+` exactly; nil when it does not fit in `T`.
-    static func parseInteger<T: FixedWidthInteger>(_ buffer: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> T? {
+    static func parseInteger<T: FixedWidthInteger>(_ buffer: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> T?
+    {
         guard start < end, start >= 0, end <= buffer.count else { return nil }
         var k = start
         let negative = buffer[k] == UInt8(ascii: "-")
@@ -1128,7 +1138,9 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
         }
         // This module's own types, read straight from the nodes when the input is ordinary.
         if T.self == JSONValue.self, let value = directJSONValue(node) { return Self.same(value, as: T.self) }
-        if T.self == MessageMetadata.self, let value = directMessageMetadata(node) { return Self.same(value, as: T.self) }
+        if T.self == MessageMetadata.self, let value = directMessageMetadata(node) {
+            return Self.same(value, as: T.self)
+        }
         let path = key.map { FastJSONPathNode(parent: parent, key: $0) } ?? parent
         return try T(from: FastJSONValueDecoder(state: self, node: node, path: path))
     }
@@ -1255,7 +1267,9 @@ final class FastJSONDecodingState: ManagedBuffer<FastJSONDocument, FastJSONNode>
                 )
             )
         case let other:
-            throw FastJSONValueError.typeMismatch([Any].self, found: other).decodingError(at: FastJSONPathNode.path(path))
+            throw FastJSONValueError.typeMismatch([Any].self, found: other).decodingError(
+                at: FastJSONPathNode.path(path)
+            )
         }
     }
 }
@@ -1292,7 +1306,9 @@ struct FastJSONValueDecoder: Decoder, SingleValueDecodingContainer {
     }
 
     func decodeNil() -> Bool { state.kind(node) == .null }
-    func decode(_ type: Bool.Type) throws -> Bool { try value { () throws(FastJSONValueError) in try state.decodeBool(node) } }
+    func decode(_ type: Bool.Type) throws -> Bool {
+        try value { () throws(FastJSONValueError) in try state.decodeBool(node) }
+    }
     func decode(_ type: String.Type) throws -> String {
         try value { () throws(FastJSONValueError) in try state.decodeString(node) }
     }
@@ -1367,7 +1383,10 @@ struct FastJSONKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     private func keyNotFound(_ key: Key) -> DecodingError {
         .keyNotFound(
             key,
-            .init(codingPath: codingPath, debugDescription: "No value associated with key \(key) (\"\(key.stringValue)\").")
+            .init(
+                codingPath: codingPath,
+                debugDescription: "No value associated with key \(key) (\"\(key.stringValue)\")."
+            )
         )
     }
 
@@ -1426,7 +1445,9 @@ struct FastJSONKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     @inline(__always)
-    private func floatingPoint<T: BinaryFloatingPoint & LosslessStringConvertible>(_ type: T.Type, _ key: Key) throws -> T {
+    private func floatingPoint<T: BinaryFloatingPoint & LosslessStringConvertible>(_ type: T.Type, _ key: Key) throws
+        -> T
+    {
         let node = try require(key)
         return try value(key) { () throws(FastJSONValueError) in try state.decodeFloatingPoint(type, node) }
     }
@@ -1478,7 +1499,11 @@ struct FastJSONKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     /// A decoder for the value of `super`, or for null when there is none.
     func superDecoder() throws -> any Decoder {
         let node = state.member(of: object, named: "super") ?? state.absentNode
-        return FastJSONValueDecoder(state: state, node: node, path: FastJSONPathNode(parent: path, key: FastJSONPathKey.super))
+        return FastJSONValueDecoder(
+            state: state,
+            node: node,
+            path: FastJSONPathNode(parent: path, key: FastJSONPathKey.super)
+        )
     }
 
     /// A decoder for the value of `key`, or for null when there is none.
@@ -1583,7 +1608,8 @@ struct FastJSONUnkeyedContainer: UnkeyedDecodingContainer {
     }
 
     @inline(__always)
-    private mutating func floatingPoint<T: BinaryFloatingPoint & LosslessStringConvertible>(_ type: T.Type) throws -> T {
+    private mutating func floatingPoint<T: BinaryFloatingPoint & LosslessStringConvertible>(_ type: T.Type) throws -> T
+    {
         let state = state
         return try next(type) { node throws(FastJSONValueError) in try state.decodeFloatingPoint(type, node) }
     }
@@ -1650,7 +1676,11 @@ struct FastJSONUnkeyedContainer: UnkeyedDecodingContainer {
 
     mutating func superDecoder() throws -> any Decoder {
         let node = try current((any Decoder).self, "Cannot get superDecoder() -- unkeyed container is at end.")
-        let decoder = FastJSONValueDecoder(state: state, node: node, path: FastJSONPathNode(parent: path, key: indexKey))
+        let decoder = FastJSONValueDecoder(
+            state: state,
+            node: node,
+            path: FastJSONPathNode(parent: path, key: indexKey)
+        )
         advance()
         return decoder
     }
