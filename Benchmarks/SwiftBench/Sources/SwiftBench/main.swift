@@ -6,7 +6,18 @@
 // consume, replay and memory expect N BenchEvent messages already stored on bench.events.1
 // (Benchmarks/run stores them with the C tool, so every implementation reads identical bytes).
 
-import Foundation
+// FoundationEssentials, as the library itself uses: full Foundation would add its ICU data to
+// the memory scenario's resident set, which says nothing about this library.
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import MessageStore
 import Synchronization
 
@@ -75,7 +86,8 @@ struct BenchResult: Encodable {
 }
 
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("SwiftBench: \(message)\n".utf8))
+    let line = Array("SwiftBench: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     exit(1)
 }
 
