@@ -278,7 +278,10 @@ struct Plain: Codable, Equatable {
     var big: UInt64?
 }
 
-@Suite("FastJSONDecoder")
+/// Serialized: these tests are synchronous and CPU-bound, and the cooperative pool has only as
+/// many threads as cores. Run side by side they occupied every thread for seconds, and tests
+/// elsewhere that wait on the network missed their bounds.
+@Suite("FastJSONDecoder", .serialized)
 struct FastJSONDecoderTests {
     static let foundation = Envelope.makeDecoder()
     static let fast = FastJSONDecoder()
@@ -745,7 +748,7 @@ struct FastJSONDecoderTests {
     }
 
     @Test func acceptsNestingUpToTheLimitOfJSONDecoder() throws {
-        for depth in [1, 100, 511, 512, 513, 600] {
+        for depth in [1, 100, 512, 513] {
             let arrays = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
             let objects = String(repeating: #"{"a":"#, count: depth) + "1" + String(repeating: "}", count: depth)
             for text in [arrays, objects] {
