@@ -36,10 +36,9 @@ enum Envelope {
     }
 
     /// Shared coders: configuring one per message costs more than the coding itself, and
-    /// JSONEncoder/JSONDecoder are safe to share once configured.
+    /// the coders are safe to share once configured.
     static let encoder = makeEncoder()
-    static let decoder = makeDecoder()
-    /// The decoder for message bodies: ``FastJSONDecoder``, falling back to ``decoder``.
+    /// The decoder for message bodies: ``FastJSONDecoder``, falling back to `JSONDecoder`.
     static let bodyDecoder = BodyDecoder()
 
     static func makeEncoder() -> JSONEncoder {
