@@ -379,7 +379,8 @@ extension Subscription {
             client: store.client,
             natsFilter: natsFilter,
             stream: stream,
-            consumer: consumer
+            consumer: consumer,
+            acknowledges: true
         )
         return Setup(stream: stream, subscription: subscription, deadLetterPrefix: deadLetterPrefix)
     }

@@ -517,6 +517,17 @@ struct FastJSONDecoderTests {
                 a.type == b.type && identical(a.metadata, b.metadata) && samePayload(a.payload, b.payload)
             }
             Self.check(Envelope.Head.self, bytes) { a, b in a.type == b.type && identical(a.metadata, b.metadata) }
+            // The direct envelope path gives JSONDecoder's result, or nothing.
+            if let direct = fast.decodeEnvelope(bytes, payloadTypes: table.payloadTypes) {
+                let expected = try? foundation.decode(Envelope.Dispatched.self, from: Data(bytes))
+                #expect(
+                    expected.map {
+                        direct.type == $0.type && identical(direct.metadata, $0.metadata)
+                            && samePayload(direct.payload, $0.payload)
+                    } == true,
+                    "\(text)"
+                )
+            }
             var tracing = FastJSONDecoder()
             tracing.userInfo[PathTrace.key] = "seen"
             Self.check(
@@ -532,8 +543,9 @@ struct FastJSONDecoderTests {
             )
             Self.checkJSONValue(bytes)
         }
-        // The fast path is taken for the bodies the store writes.
+        // The fast path, and the direct envelope path, are taken for the bodies the store writes.
         for text in Self.envelopeCorpus.prefix(5) {
+            #expect(fast.decodeEnvelope(Array(text.utf8), payloadTypes: table.payloadTypes)?.payload != nil)
             let dispatched = try fast.decode(Envelope.Dispatched.self, from: Array(text.utf8))
             #expect(dispatched.payload != nil)
             #expect(throws: Never.self) { try Self.fast.decode(Envelope.Head.self, from: Array(text.utf8)) }
@@ -677,6 +689,10 @@ struct FastJSONDecoderTests {
             Self.check(Envelope.Head.self, Array(envelope.utf8)) { a, b in
                 a.type == b.type && identical(a.metadata, b.metadata)
             }
+            if let direct = Self.fast.decodeEnvelope(Array(envelope.utf8), payloadTypes: [:]) {
+                let expected = try? Self.foundation.decode(Envelope.Head.self, from: Data(envelope.utf8))
+                #expect(expected.map { direct.type == $0.type && identical(direct.metadata, $0.metadata) } == true)
+            }
             Self.check([String: MessageMetadata?].self, Array(#"{"m":\#(metadata),"n":null}"#.utf8)) { a, b in
                 a.count == b.count && a.allSatisfy { key, value in b[key].map { identical(value, $0) } ?? false }
             }
@@ -803,6 +819,7 @@ struct FastJSONDecoderTests {
         for end in 0..<body.count {
             let prefix = Array(body[..<end])
             #expect(throws: DecodingError.self) { try fast.decode(Envelope.Dispatched.self, from: prefix) }
+            #expect(fast.decodeEnvelope(prefix, payloadTypes: ["FastJSONTestEvent": FastJSONTestEvent.self]) == nil)
             _ = try? fast.decode(JSONValue.self, from: prefix)
             _ = try? fast.decode(ScalarTrace.self, from: prefix)
         }
@@ -828,6 +845,7 @@ struct FastJSONDecoderTests {
             }
             _ = try? fast.decode(JSONValue.self, from: bytes)
             _ = try? fast.decode(Envelope.Dispatched.self, from: bytes)
+            _ = fast.decodeEnvelope(bytes, payloadTypes: ["FastJSONTestEvent": FastJSONTestEvent.self])
             if round % 10 == 0 { Self.checkJSONValue(bytes) }
         }
         for text in [

@@ -230,13 +230,16 @@ struct SubscriptionLifecycleTests {
                 client: store.client,
                 natsFilter: "\(store.prefix).jobs.>",
                 stream: "\(store.prefix)-jobs",
-                consumer: "crashy"
+                consumer: "crashy",
+                acknowledges: true
             )
             try await store.publish(Counter(value: 1), to: "jobs.1")
             var deliveries = 0
             let deadline = ContinuousClock.now + .seconds(15)
             while deliveries < 3 && ContinuousClock.now < deadline {
-                if case .messages(let messages) = pull.fetch(batch: 1, longPoll: .seconds(1)) {
+                // A blocking fetch, so on a library thread rather than the cooperative pool.
+                let outcome = try await store.client.pool.run { pull.fetch(batch: 1, longPoll: .seconds(1)) }
+                if case .messages(let messages) = outcome {
                     deliveries += messages.count
                 }
             }

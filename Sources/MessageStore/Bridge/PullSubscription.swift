@@ -1,12 +1,20 @@
 import CNATS
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Owns one `natsSubscription` bound to an existing durable pull consumer.
 ///
 /// Only the subscription's fetch thread calls ``fetch(batch:longPoll:)``; any thread may call
 /// ``unsubscribe()``, which wakes a blocked fetch. The C subscription is destroyed in `deinit`,
-/// which runs only after every ``FetchedMessage`` (each holds a reference) is gone, because a
-/// `natsMsg` keeps a raw pointer to its subscription for acknowledging.
+/// which runs only after every ``FetchedMessage`` (each holds a reference) is gone, so the
+/// connection they acknowledge through outlives them.
 final class PullSubscription: @unchecked Sendable {
     // @unchecked: the pointer is immutable; cnats subscriptions are thread-safe for
     // unsubscribe-while-fetching, and fetch is called from one thread only.
@@ -14,12 +22,21 @@ final class PullSubscription: @unchecked Sendable {
     let client: NATSClient
     let stream: String
     let consumer: String
+    /// Whether the consumer expects acknowledgements, so messages keep their reply subjects.
+    let acknowledges: Bool
 
-    private init(subscription: OpaquePointer, client: NATSClient, stream: String, consumer: String) {
+    private init(
+        subscription: OpaquePointer,
+        client: NATSClient,
+        stream: String,
+        consumer: String,
+        acknowledges: Bool
+    ) {
         self.subscription = subscription
         self.client = client
         self.stream = stream
         self.consumer = consumer
+        self.acknowledges = acknowledges
     }
 
     deinit {
@@ -31,7 +48,8 @@ final class PullSubscription: @unchecked Sendable {
         client: NATSClient,
         natsFilter: String,
         stream: String,
-        consumer: String
+        consumer: String,
+        acknowledges: Bool
     ) async throws(MessageStoreError) -> PullSubscription {
         try await client.pool.run { () throws(MessageStoreError) -> PullSubscription in
             var options = jsSubOptions()
@@ -55,7 +73,13 @@ final class PullSubscription: @unchecked Sendable {
                     .init(operation: "subscribing to consumer \(consumer)", stream: stream, consumer: consumer)
                 )
             }
-            return PullSubscription(subscription: subscription, client: client, stream: stream, consumer: consumer)
+            return PullSubscription(
+                subscription: subscription,
+                client: client,
+                stream: stream,
+                consumer: consumer,
+                acknowledges: acknowledges
+            )
         }
     }
 
@@ -91,13 +115,14 @@ final class PullSubscription: @unchecked Sendable {
         defer { natsMsgList_Destroy(&list) }
         switch status {
         case NATS_OK:
+            // Everything is copied out here, on the fetch thread, and the C messages are destroyed
+            // together with the list: destroying them one by one elsewhere would contend with
+            // cnats' own collector thread on every message.
             var messages: [FetchedMessage] = []
             messages.reserveCapacity(Int(list.Count))
             for index in 0..<Int(list.Count) {
                 guard let message = list.Msgs[index] else { continue }
-                // Take the message out of the list so natsMsgList_Destroy leaves it alone.
-                list.Msgs[index] = nil
-                messages.append(FetchedMessage(message: message, owner: self))
+                messages.append(FetchedMessage(copying: message, owner: self))
             }
             return .messages(messages)
         case NATS_NOT_FOUND, NATS_TIMEOUT:
@@ -117,12 +142,13 @@ final class PullSubscription: @unchecked Sendable {
     }
 }
 
-/// One fetched JetStream message: its parts copied into Swift values, and the C message kept
-/// only to acknowledge it. Destroyed once, when the last reference goes.
-final class FetchedMessage: @unchecked Sendable {
-    // @unchecked: `message` is used only through the lock-guarded `settle`/`progress` calls.
-    private let message: OpaquePointer
-    /// Keeps the subscription (and its C object) alive while this message may be acknowledged.
+/// One fetched JetStream message: its parts copied into Swift values, and, for a consumer that
+/// expects acknowledgements, the reply subject that acknowledges it.
+///
+/// The C message is not kept: acknowledging is publishing a short word (`+ACK`, `-NAK`, `+TERM`,
+/// `+WPI`) to the reply subject, which is all cnats' `natsMsg_Ack` and its siblings do.
+final class FetchedMessage: Sendable {
+    /// Keeps the subscription (and so the connection) alive while this message may be acknowledged.
     let owner: PullSubscription
     let natsSubject: String
     let body: [UInt8]
@@ -135,72 +161,82 @@ final class FetchedMessage: @unchecked Sendable {
     let deliveryCount: Int
     /// Nanoseconds since the Unix epoch.
     let timestamp: Int64
+    /// Where acknowledgements go; nil for a consumer that takes none.
+    private let replySubject: String?
     private let settled = Mutex(false)
 
-    init(message: OpaquePointer, owner: PullSubscription) {
-        self.message = message
+    /// Copies what Swift needs out of `message`, which stays the caller's.
+    init(copying message: OpaquePointer, owner: PullSubscription) {
         self.owner = owner
         natsSubject = CMessage.subject(of: message)
         body = CMessage.data(of: message)
         headers = CMessage.headers(of: message)
-        var metadata: UnsafeMutablePointer<jsMsgMetaData>?
-        if natsMsg_GetMetaData(&metadata, message) == NATS_OK, let metadata {
-            streamSequence = metadata.pointee.Sequence.Stream
-            consumerSequence = metadata.pointee.Sequence.Consumer
-            pending = metadata.pointee.NumPending
-            deliveryCount = Int(metadata.pointee.NumDelivered)
-            timestamp = metadata.pointee.Timestamp
-            jsMsgMetaData_Destroy(metadata)
-        } else {
-            streamSequence = 0
-            consumerSequence = 0
-            pending = 0
-            deliveryCount = 1
-            timestamp = 0
+        let reply = natsMsg_GetReply(message)
+        let facts = reply.flatMap { reply in
+            reply.withMemoryRebound(to: UInt8.self, capacity: 1) {
+                JetStreamReplySubject.parse(UnsafeBufferPointer(start: $0, count: strlen(reply)))
+            }
         }
-    }
-
-    deinit {
-        natsMsg_Destroy(message)
+        streamSequence = facts?.streamSequence ?? 0
+        consumerSequence = facts?.consumerSequence ?? 0
+        pending = facts?.pending ?? 0
+        deliveryCount = facts.map { Int(clamping: $0.deliveryCount) } ?? 1
+        timestamp = facts?.timestamp ?? 0
+        replySubject = owner.acknowledges ? reply.map { String(cString: $0) } : nil
     }
 
     enum Settlement {
         case ack
         case nak(delay: Duration)
         case term
+
+        /// The acknowledgement protocol's words, as the server parses them.
+        var word: String {
+            switch self {
+            case .ack: return "+ACK"
+            case .nak(let delay) where delay > .zero: return "-NAK {\"delay\": \(delay.nanoseconds)}"
+            case .nak: return "-NAK"
+            case .term: return "+TERM"
+            }
+        }
     }
 
     /// Acknowledges, negatively acknowledges or terminates the message; only the first call counts.
     @discardableResult
     func settle(_ settlement: Settlement) -> MessageStoreError? {
-        settled.withLock { (done: inout Bool) -> MessageStoreError? in
-            guard !done else { return nil }
-            done = true
-            let status: natsStatus
-            switch settlement {
-            case .ack: status = natsMsg_Ack(message, nil)
-            case .nak(let delay) where delay > .zero: status = natsMsg_NakWithDelay(message, delay.milliseconds, nil)
-            case .nak: status = natsMsg_Nak(message, nil)
-            case .term: status = natsMsg_Term(message, nil)
-            }
-            guard status == NATS_OK else {
-                return ClientErrors.make(
-                    status,
-                    .init(
-                        operation: "acknowledging message \(streamSequence)",
-                        stream: owner.stream,
-                        consumer: owner.consumer
-                    )
-                )
-            }
-            return nil
+        let first = settled.withLock { (done: inout Bool) -> Bool in
+            defer { done = true }
+            return !done
         }
+        guard first else { return nil }
+        return send(settlement.word, operation: "acknowledging message \(streamSequence)")
     }
 
     /// Tells the server the message is still being worked on (`+WPI`), resetting its ack timer.
     func reportProgress() {
-        settled.withLock { done in
-            if !done { _ = natsMsg_InProgress(message, nil) }
+        guard !settled.withLock({ $0 }) else { return }
+        _ = send("+WPI", operation: "reporting progress on message \(streamSequence)")
+    }
+
+    private func send(_ word: String, operation: String) -> MessageStoreError? {
+        guard let replySubject else {
+            return MessageStoreError(
+                code: .clientError,
+                message: "\(operation): the consumer \(owner.consumer) takes no acknowledgements"
+            )
         }
+        var word = word
+        let status = word.withUTF8 { bytes in
+            owner.client.withConnection { connection in
+                natsConnection_Publish(connection, replySubject, bytes.baseAddress, Int32(bytes.count))
+            }
+        }
+        guard status == NATS_OK else {
+            return ClientErrors.make(
+                status,
+                .init(operation: operation, stream: owner.stream, consumer: owner.consumer)
+            )
+        }
+        return nil
     }
 }

@@ -37,6 +37,12 @@ extension Envelope {
             var underlying: any Error
         }
 
+        init(type: String, metadata: MessageMetadata?, payload: (any MessagePayload)?) {
+            self.type = type
+            self.metadata = metadata
+            self.payload = payload
+        }
+
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             type = try container.decode(String.self, forKey: .type)
@@ -66,10 +72,15 @@ extension Envelope {
 
     /// A decoder that decodes `data` as the payload type registered for the envelope's type.
     static func makeDispatchDecoder(payloadTypes: [String: any MessagePayload.Type]) -> BodyDecoder {
-        BodyDecoder(userInfo: [Dispatched.handlersKey: Dispatched.Table(payloadTypes: payloadTypes)])
+        var decoder = BodyDecoder(userInfo: [Dispatched.handlersKey: Dispatched.Table(payloadTypes: payloadTypes)])
+        decoder.payloadTypes = payloadTypes
+        return decoder
     }
 
     static func decodeForDispatch(_ body: [UInt8], using decoder: BodyDecoder) throws(DispatchFailure) -> Dispatched {
+        if let payloadTypes = decoder.payloadTypes, let envelope = decoder.fast.decodeEnvelope(body, payloadTypes: payloadTypes) {
+            return envelope
+        }
         do {
             return try decoder.decode(Dispatched.self, from: body)
         } catch let failure as Dispatched.DataFailure {

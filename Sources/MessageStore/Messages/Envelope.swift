@@ -182,6 +182,9 @@ enum Envelope {
 struct BodyDecoder: Sendable {
     let fast: FastJSONDecoder
     let foundation: JSONDecoder
+    /// For a dispatch decoder (see ``Envelope/makeDispatchDecoder(payloadTypes:)``), the payload
+    /// type of each message type, also in `userInfo`: kept here too for the direct envelope path.
+    var payloadTypes: [String: any MessagePayload.Type]?
 
     init(userInfo: [CodingUserInfoKey: any Sendable] = [:]) {
         fast = FastJSONDecoder(userInfo: userInfo)

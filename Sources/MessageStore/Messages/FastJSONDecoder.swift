@@ -85,6 +85,44 @@ struct FastJSONDecoder: Sendable {
         }
     }
 
+    /// Decodes a message envelope straight from the parsed nodes: `type`, `metadata`, and `data`
+    /// as the payload type `payloadTypes` gives for the type (nil payload when none does).
+    ///
+    /// This is what ``Envelope/Dispatched``'s `init(from:)` gives, without its keyed container
+    /// and user-info lookup on every message. It returns nil for anything out of the ordinary
+    /// (a syntax error, a missing or mistyped member, data its payload type does not decode,
+    /// metadata that needs `init(from:)`); the caller then decodes the usual way, which gives
+    /// the result or the error. The payload's `init(from:)` may then run twice.
+    func decodeEnvelope(
+        _ bytes: [UInt8],
+        payloadTypes: [String: any MessagePayload.Type]
+    ) -> Envelope.Dispatched? {
+        guard
+            let state = try? FastJSONDecodingState.parse(bytes, userInfo: userInfoStorage.value),
+            state.kind(0) == .object,
+            let typeNode = state.member(of: 0, named: "type"),
+            state.kind(typeNode) == .string,
+            let type = state.string(of: state[typeNode]),
+            let dataNode = state.member(of: 0, named: "data"),
+            state.kind(dataNode) == .object
+        else { return nil }
+        var metadata: MessageMetadata?
+        if let metadataNode = state.member(of: 0, named: "metadata"), state.kind(metadataNode) != .null {
+            guard let direct = state.directMessageMetadata(metadataNode) else { return nil }
+            metadata = direct
+        }
+        var payload: (any MessagePayload)?
+        if let payloadType = payloadTypes[type] {
+            func decode<Payload: MessagePayload>(_: Payload.Type) -> Payload? {
+                try? state.unwrap(Payload.self, node: dataNode, parent: nil, key: Envelope.AnyKey(stringValue: "data"))
+            }
+            guard let decoded = decode(payloadType) else { return nil }
+            payload = decoded
+        }
+        guard !state.mustFallBack else { return nil }
+        return Envelope.Dispatched(type: type, metadata: metadata, payload: payload)
+    }
+
     /// The `Sendable` user info as `Decoder.userInfo` presents it.
     private final class UserInfoStorage: @unchecked Sendable {
         // Every value was `Sendable` when stored and the dictionary is never mutated.

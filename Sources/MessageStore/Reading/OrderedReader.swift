@@ -103,7 +103,8 @@ final class OrderedReader: Sendable {
             client: store.client,
             natsFilter: natsFilter,
             stream: stream,
-            consumer: current.consumerName
+            consumer: current.consumerName,
+            acknowledges: false
         )
         cursor.withLock { $0?.subscription = subscription }
         return subscription
