@@ -78,7 +78,9 @@ extension Envelope {
     }
 
     static func decodeForDispatch(_ body: [UInt8], using decoder: BodyDecoder) throws(DispatchFailure) -> Dispatched {
-        if let payloadTypes = decoder.payloadTypes, let envelope = decoder.fast.decodeEnvelope(body, payloadTypes: payloadTypes) {
+        if let payloadTypes = decoder.payloadTypes,
+            let envelope = decoder.fast.decodeEnvelope(body, payloadTypes: payloadTypes)
+        {
             return envelope
         }
         do {
