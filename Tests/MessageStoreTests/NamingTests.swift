@@ -30,6 +30,15 @@ struct NamingTests {
         #expect(naming.applicationSubject("environment.orders.1") == "environment.orders.1")
     }
 
+    @Test func applicationSubjectCutsANonASCIIPrefixByItsBytes() throws {
+        // "ü." is three bytes but two characters: the cut is by bytes.
+        let naming = try Naming(prefix: "ü")
+        #expect(naming.applicationSubject(try naming.publishSubject("orders.1")) == "orders.1")
+        #expect(naming.applicationSubject("ü.é.1") == "é.1")
+        // "u" followed by a combining diaeresis is "ü" to Swift's `==`, but other bytes to NATS.
+        #expect(naming.applicationSubject("u\u{308}.orders.1") == "u\u{308}.orders.1")
+    }
+
     @Test(arguments: ["bad prefix", "a..b", "tab\there", "star*", "gt.>"])
     func invalidPrefixIsAConfigurationError(prefix: String) {
         #expect {

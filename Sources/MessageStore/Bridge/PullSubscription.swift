@@ -122,7 +122,7 @@ final class PullSubscription: @unchecked Sendable {
             messages.reserveCapacity(Int(list.Count))
             for index in 0..<Int(list.Count) {
                 guard let message = list.Msgs[index] else { continue }
-                messages.append(FetchedMessage(copying: message, owner: self))
+                messages.append(FetchedMessage(copying: message, owner: self, previous: messages.last))
             }
             return .messages(messages)
         case NATS_NOT_FOUND, NATS_TIMEOUT:
@@ -165,10 +165,12 @@ final class FetchedMessage: Sendable {
     private let replySubject: String?
     private let settled = Mutex(false)
 
-    /// Copies what Swift needs out of `message`, which stays the caller's.
-    init(copying message: OpaquePointer, owner: PullSubscription) {
+    /// Copies what Swift needs out of `message`, which stays the caller's; `previous`, the
+    /// message before it in the batch, lends its subject when they are the same.
+    init(copying message: OpaquePointer, owner: PullSubscription, previous: FetchedMessage?) {
         self.owner = owner
-        natsSubject = CMessage.subject(of: message)
+        natsSubject =
+            previous.map { CMessage.subject(of: message, reusing: $0.natsSubject) } ?? CMessage.subject(of: message)
         body = CMessage.data(of: message)
         headers = CMessage.headers(of: message)
         let reply = natsMsg_GetReply(message)

@@ -32,8 +32,10 @@ struct Naming: Sendable, Hashable {
 
     /// The application subject for a NATS subject, or the subject unchanged when it lacks the prefix.
     func applicationSubject(_ natsSubject: String) -> String {
-        guard !subjectPrefix.isEmpty, natsSubject.hasPrefix(subjectPrefix) else { return natsSubject }
-        return String(natsSubject.dropFirst(subjectPrefix.utf8.count))
+        // Compared and cut as UTF-8 bytes, which is what NATS compares: `dropFirst` would count
+        // characters, and a prefix such as "ü" has more bytes than characters.
+        guard !subjectPrefix.isEmpty, natsSubject.utf8.starts(with: subjectPrefix.utf8) else { return natsSubject }
+        return String(Substring(natsSubject.utf8.dropFirst(subjectPrefix.utf8.count)))
     }
 
     /// The name of the stream the store creates for `category`.
