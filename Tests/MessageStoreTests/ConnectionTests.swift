@@ -1,7 +1,8 @@
 import Foundation
-import MessageStore
 import MessageStoreTesting
 import Testing
+
+@testable import MessageStore
 
 @Suite("Connection")
 struct ConnectionTests {
@@ -70,6 +71,46 @@ struct ConnectionTests {
             #expect(pipelined.first?.failure?.code == .connectionClosed)
             let ensure = await #expect(throws: MessageStoreError.self) { try await store.ensureStream("orders") }
             #expect(ensure?.code == .connectionClosed)
+        }
+    }
+
+    @Test func awaitedPublishesAndFetchesHaveAConnectionOfTheirOwn() async throws {
+        try await withStore { store, _ in
+            #expect(store.client.prompt != nil)
+        }
+    }
+
+    @Test func aServerThatAllowsOneConnectionStillServesEverything() async throws {
+        // The second connection cannot open; awaited publishes and fetches then share the main one.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("one-connection-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = directory.appendingPathComponent("server.conf")
+        try Data("max_connections: 1\n".utf8).write(to: configuration)
+        try await withStore(serverArguments: ["-c", configuration.path]) { store, _ in
+            #expect(store.client.prompt == nil)
+            try await store.ensureStream("orders")
+            let ack = try await store.publish(Counter(value: 1), to: "orders.1")
+            #expect(ack.sequence == 1)
+            let results = await store.publish(contentsOf: [OutgoingMessage(Counter(value: 2), to: "orders.1")])
+            #expect(try results.first?.get().sequence == 2)
+            let sum = try await store.fetch(
+                "orders.1",
+                projection: Projection(initial: 0).reducing(Counter.self) { total, event in total + event.data.value }
+            )
+            #expect(sum == 3)
+            let handled = Recorder<Int>()
+            let worker = try store.subscription(
+                to: "orders.>",
+                consumer: "one-connection",
+                handlers: MessageHandlers().handling(Counter.self) { handled.record($0.data.value) }
+            )
+            try await withRunning(worker) {
+                #expect(try await handled.wait(forCount: 2).sorted() == [1, 2])
+                try await waitUntil("everything acknowledged") {
+                    try await store.consumerInfo("one-connection", category: "orders").numAckPending == 0
+                }
+            }
         }
     }
 

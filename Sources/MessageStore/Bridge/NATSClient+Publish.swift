@@ -4,6 +4,9 @@ import Synchronization
 extension NATSClient {
     /// Publishes one message to JetStream and waits for its acknowledgement.
     func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
+        if let prompt {
+            return try await prompt.publish(publication, timeout: timeout)
+        }
         let waitMilliseconds = timeout.milliseconds
         return try await pool.run { () throws(MessageStoreError) -> PublishAck in
             let message = try CMessage.make(publication)
@@ -64,27 +67,11 @@ extension NATSClient {
                 return
             }
             let batch = Unmanaged<PipelinedBatch>.fromOpaque(closure).takeUnretainedValue()
-            let result: Result<PublishAck, MessageStoreError>
-            if let ack {
-                result = .success(
-                    PublishAck(
-                        stream: ack.pointee.Stream.map { String(cString: $0) } ?? "",
-                        sequence: ack.pointee.Sequence,
-                        isDuplicate: ack.pointee.Duplicate
-                    )
-                )
-            } else {
-                let subject = message.map { CMessage.subject(of: $0) }
-                let text = failure?.pointee.ErrText.map { String(cString: $0) }
-                result = .failure(
-                    ClientErrors.make(
-                        failure?.pointee.Err ?? NATS_ERR,
-                        jetStreamCode: failure?.pointee.ErrCode ?? jsErrCode(rawValue: 0),
-                        text: text,
-                        .init(operation: "publishing", subject: subject, isPublish: true)
-                    )
-                )
-            }
+            let result = PublishOutcome.make(
+                subject: message.map { CMessage.subject(of: $0) },
+                ack: ack,
+                failure: failure
+            )
             // Take the slot before destroying the message: its address may be reused at once.
             let index = message.flatMap { batch.takeIndex(key: UInt(bitPattern: $0)) }
             natsMsg_Destroy(message)

@@ -11,6 +11,8 @@ final class NATSClient: @unchecked Sendable {
     // @unchecked: the two pointers are immutable; cnats connections and contexts are thread-safe.
     private let connection: OpaquePointer
     private let jetStream: OpaquePointer
+    /// The connection for awaited publishes and fetch requests; nil if it could not connect.
+    let prompt: PromptConnection?
     let logger: Logger
     let requestTimeout: Duration
     let pool: BlockingThreadPool
@@ -18,12 +20,14 @@ final class NATSClient: @unchecked Sendable {
     private init(
         connection: OpaquePointer,
         jetStream: OpaquePointer,
+        prompt: PromptConnection?,
         logger: Logger,
         requestTimeout: Duration,
         pool: BlockingThreadPool
     ) {
         self.connection = connection
         self.jetStream = jetStream
+        self.prompt = prompt
         self.logger = logger
         self.requestTimeout = requestTimeout
         self.pool = pool
@@ -43,6 +47,14 @@ final class NATSClient: @unchecked Sendable {
     /// Calls `body` with the JetStream context pointer; the pointer must not escape.
     func withJetStream<R, E: Error>(_ body: (OpaquePointer) throws(E) -> R) throws(E) -> R {
         try body(jetStream)
+    }
+
+    /// Calls `body` with the JetStream context whose connection sends at once (see
+    /// ``PromptConnection``), or the main one; the pointer must not escape. For subscriptions
+    /// whose fetch requests should not wait in the main connection's flusher.
+    func withPromptJetStream<R, E: Error>(_ body: (OpaquePointer) throws(E) -> R) throws(E) -> R {
+        if let prompt { return try prompt.withJetStream(body) }
+        return try body(jetStream)
     }
 
     // MARK: Connecting
@@ -164,10 +176,25 @@ final class NATSClient: @unchecked Sendable {
             natsConnection_Destroy(connection)
             throw error
         }
+        // The connection for awaited publishes and fetch requests: the same servers and
+        // settings, without the callbacks (the main connection reports the server's comings
+        // and goings).
+        _ = natsOptions_SetDisconnectedCB(options, nil, nil)
+        _ = natsOptions_SetReconnectedCB(options, nil, nil)
+        _ = natsOptions_SetErrorHandler(options, nil, nil)
+        _ = natsOptions_SetClosedCB(options, nil, nil)
+        let prompt = PromptConnection.connect(options: options, requestTimeout: configuration.requestTimeout)
+        if prompt == nil {
+            logger.debug(
+                "could not open the second connection; awaited publishes and fetches share the main one",
+                metadata: [LogKey.servers: "\(servers)"]
+            )
+        }
         logger.debug("connected to NATS", metadata: [LogKey.servers: "\(servers)"])
         return NATSClient(
             connection: connection,
             jetStream: jetStream,
+            prompt: prompt,
             logger: logger,
             requestTimeout: configuration.requestTimeout,
             pool: pool
@@ -180,6 +207,7 @@ final class NATSClient: @unchecked Sendable {
     func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             pool.submit {
+                self.prompt?.close()
                 natsConnection_Close(self.connection)
                 continuation.resume()
             }

@@ -61,7 +61,8 @@ final class PullSubscription: @unchecked Sendable {
                     options.Stream = streamName
                     options.Consumer = consumerName
                     options.ManualAck = true
-                    return client.withJetStream { jetStream in
+                    // Fetch requests go out at once; acknowledgements go on the main connection.
+                    return client.withPromptJetStream { jetStream in
                         js_PullSubscribe(&subscription, jetStream, natsFilter, consumerName, nil, &options, &errorCode)
                     }
                 }
