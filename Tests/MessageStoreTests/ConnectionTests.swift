@@ -85,9 +85,25 @@ struct ConnectionTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("one-connection-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let configuration = directory.appendingPathComponent("server.conf")
-        try Data("max_connections: 1\n".utf8).write(to: configuration)
-        try await withStore(serverArguments: ["-c", configuration.path]) { store, _ in
+        let serverConfiguration = directory.appendingPathComponent("server.conf")
+        try Data("max_connections: 1\n".utf8).write(to: serverConfiguration)
+        try await NATSTestServer.withServer(extraArguments: ["-c", serverConfiguration.path]) { server in
+            // The server may still count the test harness's readiness probe for a moment.
+            let deadline = ContinuousClock.now + .seconds(5)
+            var connection: NATSConnection?
+            while connection == nil {
+                do {
+                    connection = try await NATSConnection.connect(.init(url: server.url), logger: testLogger)
+                } catch  where ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            let main = try #require(connection)
+            let store = try MessageStore(
+                connection: main,
+                configuration: .init(prefix: uniquePrefix(), createMissingStreams: true),
+                logger: testLogger
+            )
             #expect(store.client.prompt == nil)
             try await store.ensureStream("orders")
             let ack = try await store.publish(Counter(value: 1), to: "orders.1")
@@ -111,6 +127,7 @@ struct ConnectionTests {
                     try await store.consumerInfo("one-connection", category: "orders").numAckPending == 0
                 }
             }
+            await main.close()
         }
     }
 

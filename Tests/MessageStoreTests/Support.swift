@@ -13,11 +13,10 @@ func uniquePrefix(_ base: String = "t") -> String {
 /// Starts a server, connects a store to it, runs `body`, and tears everything down.
 func withStore<R>(
     createMissingStreams: Bool = true,
-    serverArguments: [String] = [],
     configure: (inout MessageStore.Configuration) -> Void = { _ in },
     _ body: (MessageStore, NATSTestServer) async throws -> R
 ) async throws -> R {
-    try await NATSTestServer.withServer(extraArguments: serverArguments) { server in
+    try await NATSTestServer.withServer { server in
         var connectionConfiguration = NATSConnection.Configuration(url: server.url)
         connectionConfiguration.reconnect.wait = .milliseconds(100)
         let connection = try await NATSConnection.connect(connectionConfiguration, logger: testLogger)
