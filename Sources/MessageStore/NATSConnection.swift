@@ -13,6 +13,12 @@ public import Logging
 /// Create one per process and share it: it is safe to use from any task. The connection
 /// reconnects by itself when the server goes away; close it when the process is done with it.
 ///
+/// It opens two client connections to the server, with the same name and credentials: one
+/// for acknowledgements, pipelined publishing and JetStream API requests, whose writes the C
+/// client coalesces for up to a millisecond; and one for awaited publishes and pull requests,
+/// written at once, since a caller waits on each of them. If the server refuses the second
+/// (say, a connection limit), everything goes over the first.
+///
 /// ```swift
 /// let connection = try await NATSConnection.connect()          // NATS_URL or nats://127.0.0.1:4222
 /// defer { Task { await connection.close() } }
