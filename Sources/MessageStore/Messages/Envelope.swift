@@ -36,7 +36,8 @@ enum Envelope {
     }
 
     /// Shared coders: configuring one per message costs more than the coding itself, and
-    /// the coders are safe to share once configured.
+    /// the coders are safe to share once configured. Message bodies are encoded by
+    /// ``FastJSONEncoder``, which falls back to this encoder.
     static let encoder = makeEncoder()
     /// The decoder for message bodies: ``FastJSONDecoder``, falling back to `JSONDecoder`.
     static let bodyDecoder = BodyDecoder()
@@ -66,7 +67,9 @@ enum Envelope {
     /// Encodes any encodable data under an explicit type name.
     ///
     /// The body is assembled as `{"type":…,"data":…,"metadata":…}`, the key order the Python
-    /// package writes, and `data` must encode as a JSON object.
+    /// package writes, and `data` must encode as a JSON object. `data` and `metadata` are written
+    /// straight into the body by ``FastJSONEncoder``, falling back to the shared `JSONEncoder`
+    /// for what it cannot write exactly as that would; `data`'s `encode(to:)` then runs twice.
     static func encode(
         type: String,
         data: some Encodable,
@@ -74,22 +77,22 @@ enum Envelope {
         subject: String
     ) throws(MessageStoreError) -> [UInt8] {
         do {
-            let dataBytes = try encoder.encode(data)
-            guard dataBytes.first == UInt8(ascii: "{") else {
+            var body: [UInt8] = []
+            body.reserveCapacity(type.utf8.count + 256)
+            body += #"{"type":"#.utf8
+            FastJSONEncoder.appendString(type, to: &body)
+            body += #","data":"#.utf8
+            let dataStart = body.count
+            try FastJSONEncoder.encodeWithFallback(data, appendingTo: &body, foundation: encoder)
+            guard dataStart < body.count, body[dataStart] == UInt8(ascii: "{") else {
                 throw EncodingError.invalidValue(
                     data,
                     .init(codingPath: [], debugDescription: "the payload must encode as a JSON object")
                 )
             }
-            var body: [UInt8] = []
-            body.reserveCapacity(dataBytes.count + type.utf8.count + 32)
-            body += #"{"type":"#.utf8
-            try appendJSONString(type, to: &body)
-            body += #","data":"#.utf8
-            body += dataBytes
             if let metadata {
                 body += #","metadata":"#.utf8
-                body += try encoder.encode(metadata)
+                try FastJSONEncoder.encodeWithFallback(metadata, appendingTo: &body, foundation: encoder)
             }
             body.append(UInt8(ascii: "}"))
             return body
@@ -100,21 +103,6 @@ enum Envelope {
                 subject: subject,
                 underlying: error
             )
-        }
-    }
-
-    /// Appends `string` as a JSON string, as the shared encoder would write it.
-    private static func appendJSONString(_ string: String, to body: inout [UInt8]) throws {
-        // Type names are nearly always plain printable ASCII: those need no escaping.
-        let plain = string.utf8.allSatisfy {
-            $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\")
-        }
-        if plain {
-            body.append(UInt8(ascii: "\""))
-            body += string.utf8
-            body.append(UInt8(ascii: "\""))
-        } else {
-            body += try encoder.encode(string)
         }
     }
 
