@@ -555,8 +555,11 @@ final class FastJSONPathNode {
     }
 }
 
-/// The keys the decoder adds to coding paths itself, spelled as `JSONDecoder` spells them.
-enum FastJSONPathKey: CodingKey {
+/// The keys the fast decoder and encoder add to coding paths themselves. They are Foundation's:
+/// the same string and integer values, and the same type name, which a key's default
+/// `description` shows, so that an `init(from:)` or `encode(to:)` writing out its coding path
+/// writes the same text.
+enum _CodingKey: CodingKey {
     case index(Int)
     case `super`
 
@@ -1540,7 +1543,7 @@ struct FastJSONKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return FastJSONValueDecoder(
             state: state,
             node: node,
-            path: FastJSONPathNode(parent: path, key: FastJSONPathKey.super)
+            path: FastJSONPathNode(parent: path, key: _CodingKey.super)
         )
     }
 
@@ -1572,7 +1575,7 @@ struct FastJSONUnkeyedContainer: UnkeyedDecodingContainer {
     var count: Int? { elementCount }
     var isAtEnd: Bool { currentIndex >= elementCount }
 
-    private var indexKey: FastJSONPathKey { .index(currentIndex) }
+    private var indexKey: _CodingKey { .index(currentIndex) }
 
     /// The current element's node; throws `valueNotFound` at the end.
     private func current(_ type: any Any.Type, _ message: String = "Unkeyed container is at end.") throws -> Int {

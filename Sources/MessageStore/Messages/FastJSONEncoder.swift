@@ -147,35 +147,6 @@ struct FastJSONEncoder: Sendable {
             }
         }
     }
-
-    /// The keys the encoder adds to coding paths itself. They are `JSONEncoder`'s: the same
-    /// string and integer values, and the same type name, which a key's default `description`
-    /// shows, so that an `encode(to:)` writing out its coding path writes the same text.
-    enum _CodingKey: CodingKey {
-        case index(Int)
-        case `super`
-
-        var stringValue: String {
-            switch self {
-            case .index(let index): "Index \(index)"
-            case .super: "super"
-            }
-        }
-
-        var intValue: Int? {
-            switch self {
-            case .index(let index): index
-            case .super: nil
-            }
-        }
-
-        init?(stringValue: String) {
-            guard stringValue == "super" else { return nil }
-            self = .super
-        }
-
-        init(intValue: Int) { self = .index(intValue) }
-    }
 }
 
 /// Thrown by ``FastJSONEncoder`` when its output could differ from `JSONEncoder`'s.
@@ -670,7 +641,7 @@ final class FastJSONEncodingState {
         } catch {
             return Self.invalidID
         }
-        return open(kind, nested: true, key: FastJSONEncoder._CodingKey.index(element))
+        return open(kind, nested: true, key: _CodingKey.index(element))
     }
 
     /// Starts the value of a super encoder as a new member `key` of the object `id`.
@@ -912,7 +883,7 @@ struct FastJSONKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerPro
     }
 
     func superEncoder() -> any Encoder {
-        FastJSONValueEncoder(state: state, id: state.openSuper(in: id, key: FastJSONEncoder._CodingKey.super))
+        FastJSONValueEncoder(state: state, id: state.openSuper(in: id, key: _CodingKey.super))
     }
 
     func superEncoder(forKey key: Key) -> any Encoder {
@@ -975,7 +946,7 @@ struct FastJSONUnkeyedEncodingContainer: UnkeyedEncodingContainer {
 
     func encode<T: Encodable>(_ value: T) throws {
         let element = try state.beginElement(of: id)
-        try state.encodeValue(value, key: FastJSONEncoder._CodingKey.index(element))
+        try state.encodeValue(value, key: _CodingKey.index(element))
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
