@@ -80,6 +80,34 @@ struct ConnectionTests {
         }
     }
 
+    @Test func messagesOfAwaitedPublishesAreDestroyedABatchAtATime() async throws {
+        // cnats wakes its collector thread for every message destroyed while it sleeps, so the
+        // messages of finished publishes are held and destroyed together: by count, by size,
+        // and whatever is left when the connection closes.
+        try await withStore { store, _ in
+            let prompt = try #require(store.client.prompt)
+            try await store.ensureStream("orders")
+            let batch = MessageDisposal.defaultMaxCount
+            for value in 1..<batch {
+                try await store.publish(Counter(value: value), to: "orders.1")
+            }
+            #expect(prompt.heldMessageCount == batch - 1)
+            try await store.publish(Counter(value: batch), to: "orders.1")
+            #expect(prompt.heldMessageCount == 0)
+
+            try await store.publish(Counter(value: 1), to: "orders.1")
+            #expect(prompt.heldMessageCount == 1)
+            let large = String(repeating: "x", count: MessageDisposal.defaultMaxBytes)
+            try await store.publish(Note(text: large), to: "orders.2")
+            #expect(prompt.heldMessageCount == 0)
+
+            try await store.publish(Counter(value: 2), to: "orders.1")
+            #expect(prompt.heldMessageCount == 1)
+            await store.client.close()
+            #expect(prompt.heldMessageCount == 0)
+        }
+    }
+
     @Test func aServerThatAllowsOneConnectionStillServesEverything() async throws {
         // The second connection cannot open; awaited publishes and fetches then share the main one.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("one-connection-\(UUID())")
@@ -166,4 +194,8 @@ struct ConnectionTests {
             #expect(error?.code == .invalidConfiguration)
         }
     }
+}
+
+private struct Note: MessagePayload {
+    var text: String
 }

@@ -32,6 +32,8 @@ final class PromptConnection: @unchecked Sendable {
         }
 
         private let table = Mutex<[UInt: Entry]>([:])
+        /// Where the acknowledgement handler leaves the messages it is done with.
+        let disposal = MessageDisposal()
 
         func register(_ key: UInt, _ entry: Entry) {
             table.withLock { $0[key] = entry }
@@ -76,9 +78,10 @@ final class PromptConnection: @unchecked Sendable {
                 return
             }
             let waiting = Unmanaged<Waiting>.fromOpaque(closure).takeUnretainedValue()
-            // Take the caller before destroying the message: its address may be reused at once.
+            // Take the caller before giving the message up: once destroyed, its address may be
+            // reused at once.
             let entry = waiting.take(UInt(bitPattern: message))
-            natsMsg_Destroy(message)
+            waiting.disposal.dispose(message)
             guard let entry else { return }
             entry.continuation.resume(
                 returning: PublishOutcome.make(subject: entry.subject, ack: ack, failure: failure)
@@ -152,9 +155,15 @@ final class PromptConnection: @unchecked Sendable {
         try body(jetStream)
     }
 
+    /// How many messages of finished publishes wait to be destroyed (see ``MessageDisposal``).
+    var heldMessageCount: Int {
+        waiting.disposal.heldCount
+    }
+
     /// Closes the connection and fails every publish still waiting. Harmless to repeat.
     func close() {
         natsConnection_Close(connection)
+        waiting.disposal.flush()
         waiting.failAll(
             with: ClientErrors.make(
                 NATS_CONNECTION_CLOSED,
