@@ -333,9 +333,12 @@ extension MessageStore {
         let chunkSize = 64
         var chunk: [(Int, Publication)] = []
         chunk.reserveCapacity(chunkSize)
+        var previous: Publication?
         for (index, message) in messages.enumerated() {
             do {
-                chunk.append((index, try makePublication(message)))
+                let publication = try makePublication(message, after: previous)
+                chunk.append((index, publication))
+                previous = publication
             } catch {
                 publisher.fail(index: index, with: error)
             }
@@ -346,11 +349,29 @@ extension MessageStore {
         }
         publisher.send(chunk)
         publisher.finish()
-        return await publisher.results()
+        var results = await publisher.results()
+        // The C client reports failures with the NATS subject; give them the message's own.
+        for index in results.indices {
+            if case .failure(var error) = results[index], error.subject != messages[index].subject {
+                error.subject = messages[index].subject
+                results[index] = .failure(error)
+            }
+        }
+        return results
     }
 
-    func makePublication(_ message: OutgoingMessage) throws(MessageStoreError) -> Publication {
-        let natsSubject = try naming.publishSubject(message.subject)
+    /// The message as it is sent. `previous`, the publication made just before, saves checking
+    /// and prefixing the subject again when it is the same.
+    func makePublication(
+        _ message: OutgoingMessage,
+        after previous: Publication? = nil
+    ) throws(MessageStoreError) -> Publication {
+        let natsSubject =
+            if let previous, previous.subject == message.subject {
+                previous.natsSubject
+            } else {
+                try naming.publishSubject(message.subject)
+            }
         let body = try Envelope.encode(message.payload, metadata: message.metadata, subject: message.subject)
         var headers = message.headers
         if let id = message.id {

@@ -213,6 +213,7 @@ struct PublishTests {
             #expect(throws: MessageStoreError.self) { try results[1].get() }
             #expect(results[1].failure?.code == .invalidSubject)
             #expect(results[2].failure?.code == .noResponders)
+            #expect(results[2].failure?.subject == "nowhere.1")
             #expect(try results[3].get().isDuplicate)
             #expect(results[4].failure?.code == .wrongExpectedSequence)
             #expect(try results[5].get().sequence == 2)

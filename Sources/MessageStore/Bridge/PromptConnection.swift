@@ -175,8 +175,9 @@ final class PromptConnection: @unchecked Sendable {
 
 /// Turns cnats' asynchronous publish callback arguments into a result.
 enum PublishOutcome {
+    /// `subject` is only evaluated for a failure.
     static func make(
-        subject: String?,
+        subject: @autoclosure () -> String?,
         ack: UnsafeMutablePointer<jsPubAck>?,
         failure: UnsafeMutablePointer<jsPubAckErr>?
     ) -> Result<PublishAck, MessageStoreError> {
@@ -195,7 +196,7 @@ enum PublishOutcome {
                 failure?.pointee.Err ?? NATS_ERR,
                 jetStreamCode: failure?.pointee.ErrCode ?? jsErrCode(rawValue: 0),
                 text: text,
-                .init(operation: "publishing", subject: subject, isPublish: true)
+                .init(operation: "publishing", subject: subject(), isPublish: true)
             )
         )
     }
