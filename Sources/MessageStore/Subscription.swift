@@ -199,16 +199,12 @@ public final class Subscription: Service, Sendable {
         )
         let dispatcher = Dispatcher(subscription: self, stream: setup.stream, deadLetterPrefix: setup.deadLetterPrefix)
         loop.start()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await dispatcher.progress.run()
-            }
-            for await batch in loop.batches {
-                await dispatcher.process(batch)
-                loop.batchDone()
-            }
-            group.cancelAll()
+        dispatcher.progress.start()
+        for await batch in loop.batches {
+            await dispatcher.process(batch)
+            loop.batchDone()
         }
+        dispatcher.progress.stop()
         // Acknowledgements are buffered for a moment; make sure the server has them before
         // returning, so a process that exits right after a graceful shutdown loses none.
         do {

@@ -44,4 +44,40 @@ struct TimingTests {
         }
     }
 
+    @Test func progressIsReportedWhileHandlersKeepEveryPoolThreadBusy() async throws {
+        // Handlers doing synchronous work (here: blocking their thread) longer than ackWait, as
+        // many at once as the cooperative pool has threads. Nothing else can run on the pool
+        // meanwhile, and the server must still hear that the messages are being worked on.
+        let width = ProcessInfo.processInfo.activeProcessorCount
+        try await withStore { store, _ in
+            try await store.ensureStream("busy")
+            let deliveries = Recorder<Delivery>()
+            let handlers = MessageHandlers().handling(Counter.self) { message in
+                deliveries.record(Delivery(message))
+                usleep(2_500_000)
+            }
+            var configuration = Subscription.Configuration()
+            configuration.ackWait = .seconds(1)
+            configuration.maxConcurrentHandlers = width
+            let worker = try store.subscription(
+                to: "busy.>",
+                consumer: "busy",
+                handlers: handlers,
+                configuration: configuration
+            )
+            for value in 1...width {
+                try await store.publish(Counter(value: value), to: "busy.\(value)")
+            }
+            try await withRunning(worker) {
+                try await waitUntil("all acknowledged", timeout: .seconds(15)) {
+                    let info = try await store.consumerInfo("busy", category: "busy")
+                    return info.numAckPending == 0 && info.ackFloor.streamSeq == UInt64(width)
+                }
+            }
+            #expect(
+                deliveries.events.count == width,
+                "redelivered while the handlers ran: \(deliveries.events.map(\.attempt))"
+            )
+        }
+    }
 }

@@ -3,9 +3,12 @@ import Synchronization
 /// Sends "still working" (`+WPI`) for every message whose handler has run longer than one
 /// interval, once per interval, so the server does not redeliver it to another worker meanwhile.
 ///
-/// One loop serves the whole subscription; starting and ending a handler only touches a small
-/// locked table, so fast handlers cost almost nothing.
-final class ProgressReporter: Sendable {
+/// One loop serves the whole subscription, on a thread of its own: handlers that keep every
+/// thread of the cooperative pool busy (synchronous, CPU-bound work) are the ones that run long,
+/// and they must not hold their own reports back. Starting and ending a handler only touches a
+/// small locked table, so fast handlers cost almost nothing.
+final class ProgressReporter: @unchecked Sendable {
+    // @unchecked: `stopping` is guarded by `wakeUp`; the table is behind its Mutex.
     struct Token: Hashable {
         fileprivate let id: UInt64
     }
@@ -22,6 +25,9 @@ final class ProgressReporter: Sendable {
 
     let interval: Duration
     private let state = Mutex(State())
+    /// Guards `stopping` and wakes the reporting thread when it is set.
+    private let wakeUp = ConditionLock()
+    private var stopping = false
 
     init(interval: Duration) {
         self.interval = interval
@@ -39,15 +45,27 @@ final class ProgressReporter: Sendable {
         _ = state.withLock { $0.running.removeValue(forKey: token.id) }
     }
 
-    /// Reports progress every `interval / 2` until cancelled.
-    func run() async {
+    /// Starts reporting, every `interval / 2`, on a thread of its own, until ``stop()``.
+    func start() {
+        BlockingThreadPool.startDedicatedThread(name: "ms-progress") { [self] in run() }
+    }
+
+    /// Stops reporting; the thread ends at once. Harmless to repeat.
+    func stop() {
+        wakeUp.lock()
+        stopping = true
+        wakeUp.signal()
+        wakeUp.unlock()
+    }
+
+    private func run() {
         let tick = interval / 2
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: tick)
-            } catch {
-                return
-            }
+        let tickNanoseconds = tick.components.seconds * 1_000_000_000 + tick.components.attoseconds / 1_000_000_000
+        wakeUp.lock()
+        while !stopping {
+            _ = wakeUp.wait(nanoseconds: max(tickNanoseconds, 1_000_000))
+            if stopping { break }
+            wakeUp.unlock()
             let now = ContinuousClock.now
             let due = state.withLock { state in
                 state.running.values.filter { now - $0.started >= interval }.map(\.message)
@@ -55,6 +73,8 @@ final class ProgressReporter: Sendable {
             for message in due {
                 message.reportProgress()
             }
+            wakeUp.lock()
         }
+        wakeUp.unlock()
     }
 }
