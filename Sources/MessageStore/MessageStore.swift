@@ -367,7 +367,9 @@ extension MessageStore {
         after previous: Publication? = nil
     ) throws(MessageStoreError) -> Publication {
         let natsSubject =
-            if let previous, previous.subject == message.subject {
+            // Compared as bytes, as NATS compares subjects: String equality would take
+            // canonically equivalent spellings ("é" and "e\u{301}") for the same subject.
+            if let previous, previous.subject.utf8.elementsEqual(message.subject.utf8) {
                 previous.natsSubject
             } else {
                 try naming.publishSubject(message.subject)

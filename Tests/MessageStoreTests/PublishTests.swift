@@ -220,6 +220,28 @@ struct PublishTests {
         }
     }
 
+    @Test func pipelinedPublishTellsApartSubjectsThatAreEqualAsStrings() async throws {
+        // Swift's String equality is canonical equivalence; NATS compares bytes. A batch reuses
+        // the previous message's checked subject only when the bytes are the same.
+        try await withStore { store, _ in
+            try await store.ensureStream("names")
+            let composed = "names.caf\u{E9}"
+            let decomposed = "names.cafe\u{301}"
+            #expect(composed == decomposed)
+            let results = await store.publish(contentsOf: [
+                OutgoingMessage(Counter(value: 1), to: composed),
+                OutgoingMessage(Counter(value: 2), to: decomposed),
+            ])
+            #expect(try results[0].get().sequence == 1)
+            #expect(try results[1].get().sequence == 2)
+            let first = try #require(try await store.lastMessage(on: composed))
+            let second = try #require(try await store.lastMessage(on: decomposed))
+            #expect(first.sequence == 1)
+            #expect(second.sequence == 2)
+            #expect(Array(second.subject.utf8) == Array(decomposed.utf8))
+        }
+    }
+
     @Test func pipelinedPublishOfNothingReturnsNothing() async throws {
         try await withStore { store, _ in
             let results = await store.publish(contentsOf: [OutgoingMessage]())
