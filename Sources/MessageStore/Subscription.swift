@@ -199,12 +199,14 @@ public final class Subscription: Service, Sendable {
         )
         let dispatcher = Dispatcher(subscription: self, stream: setup.stream, deadLetterPrefix: setup.deadLetterPrefix)
         loop.start()
-        dispatcher.progress.start()
-        for await batch in loop.batches {
-            await dispatcher.process(batch)
-            loop.batchDone()
+        do {
+            dispatcher.progress.start()
+            defer { dispatcher.progress.stop() }
+            for await batch in loop.batches {
+                await dispatcher.process(batch)
+                loop.batchDone()
+            }
         }
-        dispatcher.progress.stop()
         // Acknowledgements are buffered for a moment; make sure the server has them before
         // returning, so a process that exits right after a graceful shutdown loses none.
         do {

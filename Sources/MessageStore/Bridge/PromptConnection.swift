@@ -143,8 +143,11 @@ final class PromptConnection: @unchecked Sendable {
                     status,
                     .init(operation: "publishing", subject: publication.subject, isPublish: true)
                 )
+                // Take the entry before destroying the message: once destroyed, its address
+                // may be reused at once by another publish, which registers under it.
+                let entry = waiting.take(key)
                 natsMsg_Destroy(owned)
-                waiting.take(key)?.continuation.resume(returning: .failure(error))
+                entry?.continuation.resume(returning: .failure(error))
             }
         }
         return try outcome.get()

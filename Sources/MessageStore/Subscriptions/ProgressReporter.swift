@@ -50,7 +50,8 @@ final class ProgressReporter: @unchecked Sendable {
         BlockingThreadPool.startDedicatedThread(name: "ms-progress") { [self] in run() }
     }
 
-    /// Stops reporting; the thread ends at once. Harmless to repeat.
+    /// Stops reporting; the thread ends without waiting for the next tick (a round of reports
+    /// already under way finishes; it skips messages already settled). Harmless to repeat.
     func stop() {
         wakeUp.lock()
         stopping = true
