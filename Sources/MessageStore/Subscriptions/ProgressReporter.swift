@@ -60,11 +60,10 @@ final class ProgressReporter: @unchecked Sendable {
     }
 
     private func run() {
-        let tick = interval / 2
-        let tickNanoseconds = tick.components.seconds * 1_000_000_000 + tick.components.attoseconds / 1_000_000_000
+        let tick = max((interval / 2).nanoseconds, 1_000_000)
         wakeUp.lock()
         while !stopping {
-            _ = wakeUp.wait(nanoseconds: max(tickNanoseconds, 1_000_000))
+            _ = wakeUp.wait(nanoseconds: tick)
             if stopping { break }
             wakeUp.unlock()
             let now = ContinuousClock.now
