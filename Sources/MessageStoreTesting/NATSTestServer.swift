@@ -105,7 +105,11 @@ public final class NATSTestServer: Sendable {
         try FileManager.default.createDirectory(at: storeDirectory, withIntermediateDirectories: true)
         let logFile = storeDirectory.deletingLastPathComponent()
             .appendingPathComponent(storeDirectory.lastPathComponent + ".log")
-        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        if !FileManager.default.fileExists(atPath: logFile.path) {
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        }
+        // A restart appends to the log: only what this start writes says this process is ready.
+        let logStart = (try? FileManager.default.attributesOfItem(atPath: logFile.path)[.size] as? Int) ?? 0
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments =
@@ -134,7 +138,9 @@ public final class NATSTestServer: Sendable {
                     log: logTail()
                 )
             }
-            if Self.isReady(port: port) { return }
+            // Another process could be listening on the port (it was only free when chosen):
+            // the server must also say in its own log that it is ready.
+            if Self.isReady(port: port) && Self.logSaysReady(logFile, after: logStart) { return }
             try await Task.sleep(for: .milliseconds(10))
         }
         try? await stop()
@@ -206,14 +212,43 @@ public final class NATSTestServer: Sendable {
         )
     }
 
-    /// A port the kernel considers free on 127.0.0.1 right now.
+    /// A port free on 127.0.0.1 right now, below the kernel's range of ephemeral ports.
+    ///
+    /// The port is only reserved once the server binds it. Ports in the ephemeral range are also
+    /// handed out as the source ports of outgoing connections (every client and route of the
+    /// servers of tests running in parallel), so one of them could take it in between; below the
+    /// range only listeners bind, and a random pick makes two tests choosing the same port
+    /// unlikely. Falls back to a port the kernel picks when none below the range is free.
     public static func freePort() throws -> Int {
+        let upper = ephemeralRangeStart()
+        if upper > 10_001 {
+            for _ in 0..<100 {
+                if let port = try bindAndRelease(port: Int.random(in: 10_000..<upper)) { return port }
+            }
+        }
+        guard let port = try bindAndRelease(port: 0) else {
+            throw NATSTestServerError(message: "could not find a free port: errno \(errno)")
+        }
+        return port
+    }
+
+    /// The first port of the kernel's ephemeral range (Linux's default when it cannot be read).
+    private static func ephemeralRangeStart() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+            let first = text.split(whereSeparator: \.isWhitespace).first.flatMap({ Int($0) })
+        else { return 32_768 }
+        return first
+    }
+
+    /// Binds `port` (0: any) on 127.0.0.1 and releases it; returns the port bound, or nil when
+    /// it is taken.
+    private static func bindAndRelease(port: Int) throws -> Int? {
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketDescriptor >= 0 else { throw NATSTestServerError(message: "socket() failed: \(errno)") }
         defer { close(socketDescriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
@@ -221,8 +256,13 @@ public final class NATSTestServer: Sendable {
                 bind(socketDescriptor, pointer, length) == 0 && getsockname(socketDescriptor, pointer, &length) == 0
             }
         }
-        guard bound else { throw NATSTestServerError(message: "could not find a free port: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
+    }
+
+    /// Whether nats-server wrote "Server is ready" to `logFile` after its first `offset` bytes.
+    private static func logSaysReady(_ logFile: URL, after offset: Int) -> Bool {
+        guard let data = FileManager.default.contents(atPath: logFile.path), data.count > offset else { return false }
+        return String(decoding: data[offset...], as: UTF8.self).contains("Server is ready")
     }
 
     /// Whether a client can connect and the server's INFO says JetStream is on.
