@@ -82,29 +82,52 @@ struct ConnectionTests {
 
     @Test func messagesOfAwaitedPublishesAreDestroyedABatchAtATime() async throws {
         // cnats wakes its collector thread for every message destroyed while it sleeps, so the
-        // messages of finished publishes are held and destroyed together: by count, by size,
-        // and whatever is left when the connection closes.
+        // messages of finished publishes (the one sent and its acknowledgement) are held and
+        // destroyed together: by count, by size, and whatever is left when the connection closes.
         try await withStore { store, _ in
             let prompt = try #require(store.client.prompt)
             try await store.ensureStream("orders")
             let batch = MessageDisposal.defaultMaxCount
-            for value in 1..<batch {
+            #expect(batch % 2 == 0)
+            for value in 1..<(batch / 2) {
                 try await store.publish(Counter(value: value), to: "orders.1")
             }
-            #expect(prompt.heldMessageCount == batch - 1)
+            #expect(prompt.heldMessageCount == batch - 2)
             try await store.publish(Counter(value: batch), to: "orders.1")
             #expect(prompt.heldMessageCount == 0)
 
             try await store.publish(Counter(value: 1), to: "orders.1")
-            #expect(prompt.heldMessageCount == 1)
+            #expect(prompt.heldMessageCount == 2)
+            // The large message fills the batch by size as it is sent; its acknowledgement
+            // starts the next one.
             let large = String(repeating: "x", count: MessageDisposal.defaultMaxBytes)
             try await store.publish(Note(text: large), to: "orders.2")
-            #expect(prompt.heldMessageCount == 0)
+            #expect(prompt.heldMessageCount == 1)
 
             try await store.publish(Counter(value: 2), to: "orders.1")
-            #expect(prompt.heldMessageCount == 1)
+            #expect(prompt.heldMessageCount == 3)
             await store.client.close()
             #expect(prompt.heldMessageCount == 0)
+        }
+    }
+
+    @Test func acknowledgementInboxesAreReleasedWhenTheConnectionCloses() async throws {
+        // Each inbox is held by its subscription's completion callback and its timer thread;
+        // closing the connection must end both, or every connection would leak its inbox.
+        final class Weak: @unchecked Sendable {
+            weak var inbox: AckInbox?
+        }
+        let pipelined = Weak()
+        try await withStore { store, _ in
+            try await store.ensureStream("orders")
+            pipelined.inbox = try store.client.pipelineAcks()
+            #expect(
+                try await store.publish(contentsOf: [OutgoingMessage(Counter(value: 1), to: "orders.1")])[0].get()
+                    .sequence == 1
+            )
+            #expect(pipelined.inbox != nil)
+            await store.client.close()
+            try await waitUntil("the pipelined inbox is released") { pipelined.inbox == nil }
         }
     }
 

@@ -242,6 +242,38 @@ struct PublishTests {
         }
     }
 
+    @Test(arguments: [1, 7])
+    func pipelinedPublishWithASmallWindowSendsEverythingInOrder(maxInFlight: Int) async throws {
+        // The sender blocks while the window is full and is woken as acknowledgements drain it.
+        try await withStore(configure: { $0.maxPublishesInFlight = maxInFlight }) { store, _ in
+            try await store.ensureStream("bulk")
+            let messages = (1...500).map { OutgoingMessage(Counter(value: $0), to: "bulk.item") }
+            let results = await store.publish(contentsOf: messages)
+            #expect(results.compactMap { try? $0.get().sequence } == Array(1...500))
+            #expect(try store.client.pipelineAcks().waitingCount == 0)
+        }
+    }
+
+    @Test func pipelinedPublishesTimeOutOneByOneWhenTheServerGoesAway() async throws {
+        try await withStore { store, server in
+            try await store.ensureStream("bulk")
+            #expect(
+                try await store.publish(contentsOf: [OutgoingMessage(Counter(value: 1), to: "bulk.1")])[0].get()
+                    .sequence == 1
+            )
+            try await server.stop(keepingStore: true)
+            let started = ContinuousClock.now
+            let results = await store.publish(
+                contentsOf: (1...3).map { OutgoingMessage(Counter(value: $0), to: "bulk.\($0)") },
+                timeout: .milliseconds(300)
+            )
+            #expect(ContinuousClock.now - started >= .milliseconds(300))
+            #expect(results.map { $0.failure?.code } == Array(repeating: .publishTimedOut, count: 3))
+            #expect(results.map { $0.failure?.subject } == ["bulk.1", "bulk.2", "bulk.3"])
+            #expect(try store.client.pipelineAcks().waitingCount == 0)
+        }
+    }
+
     @Test func pipelinedPublishOfNothingReturnsNothing() async throws {
         try await withStore { store, _ in
             let results = await store.publish(contentsOf: [OutgoingMessage]())

@@ -37,101 +37,45 @@ extension NATSClient {
     }
 
     /// Starts a batch of `count` messages published with their acknowledgements in flight
-    /// together.
+    /// together, at most `maxInFlight` at a time.
     ///
     /// The caller feeds the returned publisher in chunks while a library thread sends them, so
     /// encoding and sending overlap. Each message gets its own result, at the index it was given.
-    /// A dedicated JetStream context carries this batch's acknowledgement callback, so batches
-    /// never see each other's acks.
     func startPipelined(count: Int, timeout: Duration, maxInFlight: Int) -> PipelinedPublisher {
-        let publisher = PipelinedPublisher(count: count)
+        let publisher = PipelinedPublisher(count: count, maxInFlight: maxInFlight)
         guard count > 0 else { return publisher }
         pool.submit {
-            self.sendPipelined(publisher, timeout: timeout, maxInFlight: maxInFlight)
+            self.sendPipelined(publisher, timeout: timeout)
         }
         return publisher
     }
 
-    private func sendPipelined(_ publisher: PipelinedPublisher, timeout: Duration, maxInFlight: Int) {
+    private func sendPipelined(_ publisher: PipelinedPublisher, timeout: Duration) {
         let batch = publisher.batch
-        let context = Unmanaged.passRetained(batch)
-        var jsOptions = jsOptions()
-        jsOptions_Init(&jsOptions)
-        jsOptions.Wait = timeout.milliseconds
-        jsOptions.PublishAsync.MaxPending = Int64(maxInFlight)
-        jsOptions.PublishAsync.StallWait = timeout.milliseconds
-        jsOptions.PublishAsync.AckHandlerClosure = context.toOpaque()
-        jsOptions.PublishAsync.AckHandler = { _, message, ack, failure, closure in
-            guard let closure else {
-                natsMsg_Destroy(message)
-                return
-            }
-            let batch = Unmanaged<PipelinedBatch>.fromOpaque(closure).takeUnretainedValue()
-            let result = PublishOutcome.make(
-                subject: message.map { CMessage.subject(of: $0) },
-                ack: ack,
-                failure: failure
-            )
-            // Take the slot before destroying the message: its address may be reused at once.
-            let index = message.flatMap { batch.takeIndex(key: UInt(bitPattern: $0)) }
-            natsMsg_Destroy(message)
-            if let index {
-                batch.settle(index: index, result: result)
-            }
-        }
-
-        var jetStream: OpaquePointer?
-        let status = withConnection { connection in natsConnection_JetStream(&jetStream, connection, &jsOptions) }
-        guard status == NATS_OK, let jetStream else {
-            let error = ClientErrors.make(status, .init(operation: "creating a JetStream context"))
+        let acks: AckInbox
+        do {
+            acks = try pipelineAcks()
+        } catch {
             while let chunk = publisher.nextChunk() {
                 for (index, _) in chunk {
                     batch.fail(index: index, with: error)
                 }
             }
-            context.release()
             return
         }
-
-        var options = jsPubOptions()
-        jsPubOptions_Init(&options)
-        options.MaxWait = timeout.milliseconds
         while let chunk = publisher.nextChunk() {
             for (index, publication) in chunk {
-                let message: OpaquePointer
-                do {
-                    message = try CMessage.make(publication)
-                } catch {
+                guard batch.window.acquire(timeout: timeout) else {
+                    var error = ClientErrors.make(
+                        NATS_TIMEOUT,
+                        .init(operation: "publishing", subject: publication.subject, isPublish: true)
+                    )
+                    error.message =
+                        "publishing stalled: too many acknowledgements outstanding for longer than the timeout"
                     batch.fail(index: index, with: error)
                     continue
                 }
-                let key = UInt(bitPattern: message)
-                batch.register(key: key, index: index)
-                var owned: OpaquePointer? = message
-                let publishStatus = js_PublishMsgAsync(jetStream, &owned, &options)
-                if publishStatus != NATS_OK {
-                    var error = ClientErrors.make(
-                        publishStatus,
-                        .init(operation: "publishing", subject: publication.subject, isPublish: true)
-                    )
-                    if publishStatus == NATS_TIMEOUT {
-                        error.message =
-                            "publishing stalled: too many acknowledgements outstanding for longer than the timeout"
-                    }
-                    batch.unregister(key: key)
-                    batch.fail(index: index, with: error)
-                }
-                // Destroys the message only if the library did not take it (it then cleared `owned`).
-                natsMsg_Destroy(owned)
-            }
-        }
-
-        // Every registered message is answered by the handler: an ack, an error or a timeout.
-        let owner = JetStreamContextOwner(pointer: jetStream)
-        batch.whenDone {
-            self.pool.submit {
-                owner.destroy()
-                context.release()
+                acks.send(publication, timeout: timeout, to: .batch(batch, index: index))
             }
         }
     }
@@ -146,8 +90,8 @@ final class PipelinedPublisher: @unchecked Sendable {
     private var head = 0
     private var finished = false
 
-    init(count: Int) {
-        batch = PipelinedBatch(count: count)
+    init(count: Int, maxInFlight: Int) {
+        batch = PipelinedBatch(count: count, maxInFlight: maxInFlight)
     }
 
     /// Hands publications (with their result indices) to the sending thread.
@@ -200,16 +144,17 @@ final class PipelinedBatch: Sendable {
     private struct State {
         var results: [Result<PublishAck, MessageStoreError>?]
         var remaining: Int
-        var indexByMessage: [UInt: Int] = [:]
         var continuation: CheckedContinuation<[Result<PublishAck, MessageStoreError>], Never>?
-        var onDone: (@Sendable () -> Void)?
         var finished = false
     }
 
     private let state: Mutex<State>
+    /// Bounds the messages sent and not yet answered.
+    let window: InFlightWindow
 
-    init(count: Int) {
+    init(count: Int, maxInFlight: Int) {
         state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count, finished: count == 0))
+        window = InFlightWindow(limit: maxInFlight)
     }
 
     /// Resumes `continuation` with every result once all are in (at once if they already are).
@@ -224,37 +169,21 @@ final class PipelinedBatch: Sendable {
         if let results { continuation.resume(returning: results) }
     }
 
-    func register(key: UInt, index: Int) {
-        state.withLock { $0.indexByMessage[key] = index }
-    }
-
-    func unregister(key: UInt) {
-        _ = state.withLock { $0.indexByMessage.removeValue(forKey: key) }
-    }
-
     func fail(index: Int, with error: MessageStoreError) {
         settle(index: index, result: .failure(error))
     }
 
-    func takeIndex(key: UInt) -> Int? {
-        state.withLock { $0.indexByMessage.removeValue(forKey: key) }
-    }
-
-    /// Runs `action` once every result is in (at once if they already are).
-    func whenDone(_ action: @escaping @Sendable () -> Void) {
-        let runNow = state.withLock { state -> Bool in
-            if state.finished { return true }
-            state.onDone = action
-            return false
-        }
-        if runNow { action() }
+    /// Records the outcome of a message that was sent, freeing its place in the window.
+    func settleSent(index: Int, result: Result<PublishAck, MessageStoreError>) {
+        window.release()
+        settle(index: index, result: result)
     }
 
     func settle(index: Int, result: Result<PublishAck, MessageStoreError>) {
         let finished = state.withLock {
             state -> (
                 CheckedContinuation<[Result<PublishAck, MessageStoreError>], Never>?,
-                [Result<PublishAck, MessageStoreError>], (@Sendable () -> Void)?
+                [Result<PublishAck, MessageStoreError>]
             )? in
             guard state.results[index] == nil else { return nil }
             state.results[index] = result
@@ -263,23 +192,62 @@ final class PipelinedBatch: Sendable {
             state.finished = true
             let continuation = state.continuation
             state.continuation = nil
-            let onDone = state.onDone
-            state.onDone = nil
-            return (continuation, continuation == nil ? [] : state.results.map { $0! }, onDone)
+            return (continuation, continuation == nil ? [] : state.results.map { $0! })
         }
-        if let (continuation, results, onDone) = finished {
+        if let (continuation, results) = finished {
             continuation?.resume(returning: results)
-            onDone?()
         }
     }
 }
 
-/// Carries a batch's private `jsCtx` to the thread that destroys it once every ack is in.
-private struct JetStreamContextOwner: @unchecked Sendable {
-    // @unchecked: used by exactly one thread, once, after the batch is finished.
-    let pointer: OpaquePointer
+/// Bounds how many messages of a pipelined batch are sent and not yet answered.
+///
+/// The sending thread blocks when the window is full until a quarter of it has drained (or the
+/// timeout passes), so a full window costs one wake-up per quarter, not one per message.
+final class InFlightWindow: @unchecked Sendable {
+    // @unchecked: `inFlight` and `senderWaits` are guarded by `lock`.
+    private let lock = ConditionLock()
+    private var inFlight = 0
+    private var senderWaits = false
+    private let limit: Int
+    private let lowWater: Int
 
-    func destroy() {
-        jsCtx_Destroy(pointer)
+    init(limit: Int) {
+        self.limit = max(1, limit)
+        lowWater = self.limit - max(1, self.limit / 4)
+    }
+
+    /// Takes a place; false when none came free within `timeout`.
+    func acquire(timeout: Duration) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if inFlight >= limit {
+            let deadline = AckInbox.now() &+ UInt64(clamping: max(timeout.nanoseconds, 1))
+            while inFlight > lowWater {
+                let now = AckInbox.now()
+                guard now < deadline else { return false }
+                senderWaits = true
+                _ = lock.wait(nanoseconds: Int64(clamping: deadline - now))
+                senderWaits = false
+            }
+        }
+        inFlight += 1
+        return true
+    }
+
+    /// Gives a place back.
+    func release() {
+        lock.lock()
+        inFlight -= 1
+        if senderWaits, inFlight <= lowWater {
+            lock.signal()
+        }
+        lock.unlock()
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return inFlight
     }
 }

@@ -1,5 +1,6 @@
 import CNATS
 import Logging
+import Synchronization
 
 /// Owns one `natsConnection` and its `jsCtx`.
 ///
@@ -13,6 +14,8 @@ final class NATSClient: @unchecked Sendable {
     private let jetStream: OpaquePointer
     /// The connection for awaited publishes and fetch requests; nil if it could not connect.
     let prompt: PromptConnection?
+    /// Where the acknowledgements of pipelined publishes arrive; subscribed on first use.
+    private let pipelineInbox = Mutex<AckInbox?>(nil)
     let logger: Logger
     let requestTimeout: Duration
     let pool: BlockingThreadPool
@@ -35,6 +38,7 @@ final class NATSClient: @unchecked Sendable {
 
     deinit {
         natsConnection_Close(connection)
+        pipelineInbox.withLock { $0 }?.close()
         jsCtx_Destroy(jetStream)
         natsConnection_Destroy(connection)
     }
@@ -47,6 +51,17 @@ final class NATSClient: @unchecked Sendable {
     /// Calls `body` with the JetStream context pointer; the pointer must not escape.
     func withJetStream<R, E: Error>(_ body: (OpaquePointer) throws(E) -> R) throws(E) -> R {
         try body(jetStream)
+    }
+
+    /// The inbox of pipelined publishes on the main connection (whose flusher coalesces their
+    /// writes), subscribed on first use.
+    func pipelineAcks() throws(MessageStoreError) -> AckInbox {
+        try pipelineInbox.withLock { (inbox) throws(MessageStoreError) -> AckInbox in
+            if let inbox { return inbox }
+            let started = try AckInbox.start(on: connection)
+            inbox = started
+            return started
+        }
     }
 
     /// Calls `body` with the JetStream context whose connection sends at once (see
@@ -209,6 +224,10 @@ final class NATSClient: @unchecked Sendable {
             pool.submit {
                 self.prompt?.close()
                 natsConnection_Close(self.connection)
+                self.pipelineInbox.withLock { inbox in
+                    defer { inbox = nil }
+                    return inbox
+                }?.close()
                 continuation.resume()
             }
         }

@@ -1,0 +1,429 @@
+import CNATS
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Publishes to JetStream on one connection and matches each acknowledgement to its publish.
+///
+/// Every publish carries the reply subject `<inbox>.<id>`, under one wildcard subscription;
+/// the acknowledgement that arrives there settles whoever waits under `id`: a suspended caller
+/// or a slot of a pipelined batch. A timer thread fails those whose acknowledgement has not come
+/// by their deadline.
+///
+/// cnats' `js_PublishMsgAsync` does the same job, but builds a general JSON object out of each
+/// acknowledgement, keeps its pending table under string keys and re-arms a timer on each
+/// publish. At a hundred thousand publishes a second on a two-core machine that costs as much
+/// as the rest of the publish; see ``PublishAckReply`` for how acknowledgements are read here.
+final class AckInbox: @unchecked Sendable {
+    // @unchecked: `state` is guarded by `lock`; `subscription`, `connection` and `prefix` are
+    // set once in `start` before anything else may use them.
+    typealias Outcome = Result<PublishAck, MessageStoreError>
+
+    /// Who is told the outcome of a publish.
+    enum Waiter {
+        /// A caller suspended in ``publish(_:timeout:)``; `subject` is the application subject.
+        case caller(CheckedContinuation<Outcome, Never>, subject: String)
+        /// A message of a pipelined batch.
+        case batch(PipelinedBatch, index: Int)
+
+        func settle(_ outcome: Outcome) {
+            switch self {
+            case .caller(let continuation, _):
+                continuation.resume(returning: outcome)
+            case .batch(let batch, let index):
+                batch.settleSent(index: index, result: outcome)
+            }
+        }
+
+        var subject: String? {
+            if case .caller(_, let subject) = self { return subject }
+            return nil
+        }
+    }
+
+    private struct Entry {
+        let deadline: UInt64
+        let waiter: Waiter
+    }
+
+    private struct State {
+        var nextID: UInt64 = 1
+        var waiting: [UInt64: Entry] = [:]
+        /// Deadlines of publishes, earliest first; entries already answered stay until popped.
+        var deadlines = DeadlineHeap()
+        /// When the timer thread wakes next, so a publish due earlier can wake it sooner.
+        var timerWakesAt = UInt64.max
+        var closedWith: MessageStoreError?
+    }
+
+    private let connection: OpaquePointer
+    private let lock = ConditionLock()
+    private var state = State()
+    /// `<inbox>.`, NUL-free, to which each publish appends its id.
+    private let prefix: [CChar]
+    private var subscription: OpaquePointer?
+    /// The C messages of sent publishes and of acknowledgements, destroyed a batch at a time.
+    let disposal = MessageDisposal()
+
+    /// Subscribes to a new inbox on `connection` (not owned; it must outlive ``close()``).
+    static func start(on connection: OpaquePointer) throws(MessageStoreError) -> AckInbox {
+        var inbox: UnsafeMutablePointer<natsInbox>?
+        let status = natsInbox_Create(&inbox)
+        guard status == NATS_OK, let inbox else {
+            throw ClientErrors.make(status, .init(operation: "creating a reply inbox"))
+        }
+        let name = String(cString: inbox)
+        natsInbox_Destroy(inbox)
+        let acks = AckInbox(connection: connection, prefix: name + ".")
+        // Released by the completion callback, after the last acknowledgement was handled.
+        let retained = Unmanaged.passRetained(acks)
+        var subscription: OpaquePointer?
+        var subscribed = natsConnection_Subscribe(
+            &subscription,
+            connection,
+            name + ".*",
+            { _, _, message, closure in
+                guard let closure else {
+                    natsMsg_Destroy(message)
+                    return
+                }
+                Unmanaged<AckInbox>.fromOpaque(closure).takeUnretainedValue().received(message)
+            },
+            retained.toOpaque()
+        )
+        if subscribed == NATS_OK, let subscription {
+            // Acknowledgements are small and each one settles a publish: never drop one.
+            subscribed = natsSubscription_SetPendingLimits(subscription, -1, -1)
+            if subscribed == NATS_OK {
+                subscribed = natsSubscription_SetOnCompleteCB(
+                    subscription,
+                    { closure in
+                        guard let closure else { return }
+                        Unmanaged<AckInbox>.fromOpaque(closure).release()
+                    },
+                    retained.toOpaque()
+                )
+            }
+            if subscribed != NATS_OK {
+                natsSubscription_Unsubscribe(subscription)
+                natsSubscription_Destroy(subscription)
+            }
+        }
+        guard subscribed == NATS_OK, let subscription else {
+            // No completion callback was set: nothing else will release it.
+            retained.release()
+            throw ClientErrors.make(subscribed, .init(operation: "subscribing to acknowledgements"))
+        }
+        acks.subscription = subscription
+        BlockingThreadPool.startDedicatedThread(name: "ms-ack-timer") { [acks] in acks.expireLoop() }
+        return acks
+    }
+
+    private init(connection: OpaquePointer, prefix: String) {
+        self.connection = connection
+        self.prefix = Array(prefix.utf8CString.dropLast())
+    }
+
+    deinit {
+        natsSubscription_Destroy(subscription)
+    }
+
+    // MARK: Publishing
+
+    /// Publishes and waits for the acknowledgement, at most `timeout`.
+    ///
+    /// Nothing here waits for the server: cnats writes the message (or keeps it in its
+    /// reconnect buffer) and returns, so this runs on the caller's thread.
+    func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+            send(publication, timeout: timeout, to: .caller(continuation, subject: publication.subject))
+        }
+        return try outcome.get()
+    }
+
+    /// Sends `publication`; `waiter` is told its outcome exactly once, possibly before this
+    /// returns.
+    func send(_ publication: Publication, timeout: Duration, to waiter: Waiter) {
+        let deadline = Self.now() &+ UInt64(clamping: max(timeout.nanoseconds, 1))
+        lock.lock()
+        if let error = state.closedWith {
+            lock.unlock()
+            waiter.settle(.failure(error))
+            return
+        }
+        let id = state.nextID
+        state.nextID &+= 1
+        state.waiting[id] = Entry(deadline: deadline, waiter: waiter)
+        state.deadlines.push(deadline: deadline, id: id)
+        if state.deadlines.count > 2 * state.waiting.count + 1024 {
+            state.deadlines.rebuild(from: state.waiting.lazy.map { ($0.value.deadline, $0.key) })
+        }
+        if deadline < state.timerWakesAt {
+            lock.signal()
+        }
+        lock.unlock()
+
+        // Registered first: the acknowledgement may arrive before the publish call returns.
+        let status = write(publication, id: id)
+        if status != NATS_OK {
+            let error = ClientErrors.make(
+                status,
+                .init(operation: "publishing", subject: publication.subject, isPublish: true)
+            )
+            take(id)?.settle(.failure(error))
+        }
+    }
+
+    private func write(_ publication: Publication, id: UInt64) -> natsStatus {
+        // `<prefix><id>` and a NUL: 20 digits at most.
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: prefix.count + 21) { reply in
+            var end = prefix.withUnsafeBufferPointer { prefix in
+                _ = reply.initialize(fromContentsOf: prefix)
+                return prefix.count
+            }
+            var digits = id
+            let first = end
+            repeat {
+                reply[end] = CChar(UInt8(ascii: "0") + UInt8(digits % 10))
+                digits /= 10
+                end += 1
+            } while digits > 0
+            reply[first..<end].reverse()
+            reply[end] = 0
+
+            var message: OpaquePointer?
+            var status = publication.body.withUnsafeBufferPointer { body in
+                body.withMemoryRebound(to: CChar.self) { chars in
+                    natsMsg_Create(
+                        &message,
+                        publication.natsSubject,
+                        reply.baseAddress,
+                        chars.baseAddress,
+                        Int32(chars.count)
+                    )
+                }
+            }
+            guard status == NATS_OK, let message else { return status }
+            for field in publication.headers where status == NATS_OK {
+                status = natsMsgHeader_Add(message, field.name, field.value)
+            }
+            if status == NATS_OK {
+                status = natsConnection_PublishMsg(connection, message)
+            }
+            disposal.dispose(message)
+            return status
+        }
+    }
+
+    // MARK: Acknowledgements
+
+    /// Runs on the subscription's delivery thread.
+    private func received(_ message: OpaquePointer?) {
+        guard let message else { return }
+        guard let id = id(of: message), let waiter = take(id) else {
+            disposal.dispose(message)
+            return
+        }
+        let outcome = outcome(of: message, subject: waiter.subject)
+        // Given up before the waiter hears, so that what it sees next is settled.
+        disposal.dispose(message)
+        waiter.settle(outcome)
+    }
+
+    /// The id at the end of the reply subject, after the prefix.
+    private func id(of message: OpaquePointer) -> UInt64? {
+        guard let subject = natsMsg_GetSubject(message) else { return nil }
+        var index = prefix.count
+        var id: UInt64 = 0
+        guard subject[index] != 0 else { return nil }
+        while subject[index] != 0 {
+            let digit = UInt8(bitPattern: subject[index]) &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (times, overflow1) = id.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times.addingReportingOverflow(UInt64(digit))
+            guard !overflow1, !overflow2 else { return nil }
+            id = sum
+            index += 1
+        }
+        return id
+    }
+
+    private func outcome(of message: OpaquePointer, subject: String?) -> Outcome {
+        func context() -> ClientErrors.Context {
+            .init(operation: "publishing", subject: subject, isPublish: true)
+        }
+        if natsMsg_IsNoResponders(message) {
+            return .failure(ClientErrors.make(NATS_NO_RESPONDERS, context()))
+        }
+        let length = Int(natsMsg_GetDataLength(message))
+        let body = UnsafeRawBufferPointer(start: natsMsg_GetData(message), count: length)
+        // Only this thread reads acknowledgements, so the last stream's name needs no lock.
+        switch PublishAckReply.parse(body, previousStream: lastStream) {
+        case .stored(let stream, let sequence, let isDuplicate):
+            lastStream = stream
+            return .success(PublishAck(stream: stream, sequence: sequence, isDuplicate: isDuplicate))
+        case .refused(let code, let errorCode, let description):
+            var error = ClientErrors.make(
+                NATS_ERR,
+                jetStreamCode: jsErrCode(rawValue: UInt32(clamping: errorCode)),
+                text: description.isEmpty ? "error \(code)" : description,
+                context()
+            )
+            if errorCode == 0, code == 503 {
+                error = ClientErrors.make(NATS_NO_RESPONDERS, context())
+            }
+            return .failure(error)
+        case .unreadable(let reason):
+            let text = String(decoding: body.prefix(200), as: UTF8.self)
+            return .failure(
+                ClientErrors.make(
+                    NATS_ERR,
+                    text: "the server's acknowledgement could not be read (\(reason)): \(text)",
+                    context()
+                )
+            )
+        }
+    }
+
+    /// The stream name of the latest acknowledgement, reused while it does not change. Only
+    /// the subscription's delivery thread touches it (cnats hands it one message at a time).
+    private var lastStream = ""
+
+    private func take(_ id: UInt64) -> Waiter? {
+        lock.lock()
+        defer { lock.unlock() }
+        return state.waiting.removeValue(forKey: id)?.waiter
+    }
+
+    // MARK: Deadlines and closing
+
+    /// Fails every publish whose deadline passed; runs on its own thread until ``close()``.
+    private func expireLoop() {
+        lock.lock()
+        while state.closedWith == nil {
+            let now = Self.now()
+            var expired: [Waiter] = []
+            while let (deadline, id) = state.deadlines.first, deadline <= now {
+                state.deadlines.removeFirst()
+                if let entry = state.waiting[id], entry.deadline == deadline {
+                    state.waiting[id] = nil
+                    expired.append(entry.waiter)
+                }
+            }
+            if !expired.isEmpty {
+                lock.unlock()
+                for waiter in expired {
+                    waiter.settle(
+                        .failure(
+                            ClientErrors.make(
+                                NATS_TIMEOUT,
+                                .init(operation: "publishing", subject: waiter.subject, isPublish: true)
+                            )
+                        )
+                    )
+                }
+                lock.lock()
+                continue
+            }
+            let next = state.deadlines.first?.deadline ?? (now + 60_000_000_000)
+            state.timerWakesAt = next
+            _ = lock.wait(nanoseconds: Int64(clamping: next - now))
+            state.timerWakesAt = .max
+        }
+        lock.unlock()
+    }
+
+    /// Fails every publish still waiting with `connectionClosed`, and any made later. Unsubscribes
+    /// (the connection may be closed already). Harmless to repeat.
+    func close() {
+        lock.lock()
+        let alreadyClosed = state.closedWith != nil
+        let error = ClientErrors.make(NATS_CONNECTION_CLOSED, .init(operation: "publishing", isPublish: true))
+        state.closedWith = state.closedWith ?? error
+        let everyone = state.waiting.values.map(\.waiter)
+        state.waiting.removeAll()
+        state.deadlines = DeadlineHeap()
+        lock.signal()
+        lock.unlock()
+        if !alreadyClosed {
+            natsSubscription_Unsubscribe(subscription)
+        }
+        disposal.flush()
+        for waiter in everyone {
+            var error = error
+            error.subject = waiter.subject
+            waiter.settle(.failure(error))
+        }
+    }
+
+    /// How many publishes wait for their acknowledgement.
+    var waitingCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return state.waiting.count
+    }
+
+    /// Nanoseconds on the monotonic clock, the one ``ConditionLock`` waits on.
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+}
+
+/// A binary min-heap of (deadline, id).
+struct DeadlineHeap {
+    private var items: [(deadline: UInt64, id: UInt64)] = []
+
+    var count: Int { items.count }
+
+    var first: (deadline: UInt64, id: UInt64)? { items.first }
+
+    mutating func push(deadline: UInt64, id: UInt64) {
+        items.append((deadline, id))
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].deadline < items[parent].deadline else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func removeFirst() {
+        guard !items.isEmpty else { return }
+        items.swapAt(0, items.count - 1)
+        items.removeLast()
+        siftDown(from: 0)
+    }
+
+    /// Replaces the contents with `entries`, in linear time.
+    mutating func rebuild(from entries: some Sequence<(UInt64, UInt64)>) {
+        items = entries.map { (deadline: $0.0, id: $0.1) }
+        var index = items.count / 2
+        while index > 0 {
+            index -= 1
+            siftDown(from: index)
+        }
+    }
+
+    private mutating func siftDown(from start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1
+            guard left < items.count else { return }
+            var smallest = left
+            if left + 1 < items.count, items[left + 1].deadline < items[left].deadline {
+                smallest = left + 1
+            }
+            guard items[smallest].deadline < items[parent].deadline else { return }
+            items.swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+}
