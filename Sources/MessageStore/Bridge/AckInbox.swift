@@ -52,8 +52,7 @@ final class AckInbox: @unchecked Sendable {
     }
 
     private struct State {
-        var nextID: UInt64 = 1
-        var waiting: [UInt64: Entry] = [:]
+        var waiting = WaitingTable<Entry>()
         /// Deadlines of publishes, earliest first; entries already answered stay until popped.
         var deadlines = DeadlineHeap()
         /// When the timer thread wakes next, so a publish due earlier can wake it sooner.
@@ -67,8 +66,11 @@ final class AckInbox: @unchecked Sendable {
     /// `<inbox>.`, NUL-free, to which each publish appends its id.
     private let prefix: [CChar]
     private var subscription: OpaquePointer?
-    /// The C messages of sent publishes and of acknowledgements, destroyed a batch at a time.
-    let disposal = MessageDisposal()
+    /// The C messages of sent publishes, destroyed a batch at a time (see ``MessageDisposal``).
+    let sentDisposal = MessageDisposal()
+    /// The same for acknowledgements, apart so that senders and the delivery thread do not
+    /// contend for one lock.
+    let ackDisposal = MessageDisposal()
 
     /// Subscribes to a new inbox on `connection` (not owned; it must outlive ``close()``).
     static func start(on connection: OpaquePointer) throws(MessageStoreError) -> AckInbox {
@@ -149,34 +151,59 @@ final class AckInbox: @unchecked Sendable {
     /// Sends `publication`; `waiter` is told its outcome exactly once, possibly before this
     /// returns.
     func send(_ publication: Publication, timeout: Duration, to waiter: Waiter) {
+        guard let id = register(CollectionOfOne(waiter), timeout: timeout) else { return }
+        // Registered first: the acknowledgement may arrive before the publish call returns.
+        let status = write(publication, id: id)
+        if status != NATS_OK {
+            take(id)?.settle(.failure(Self.sendError(status, subject: publication.subject)))
+        }
+    }
+
+    /// Sends messages of a pipelined batch, each answered through `batch` at its index. They
+    /// are registered together, under one lock.
+    func send(_ chunk: ArraySlice<(Int, Publication)>, timeout: Duration, batch: PipelinedBatch) {
+        guard let firstID = register(chunk.lazy.map { .batch(batch, index: $0.0) }, timeout: timeout) else { return }
+        var id = firstID
+        for (_, publication) in chunk {
+            let status = write(publication, id: id)
+            if status != NATS_OK {
+                take(id)?.settle(.failure(Self.sendError(status, subject: publication.subject)))
+            }
+            id += 1
+        }
+    }
+
+    /// Registers `waiters` under consecutive ids and returns the first, or settles them with
+    /// the error and returns nil when the inbox is closed.
+    private func register(_ waiters: some Collection<Waiter>, timeout: Duration) -> UInt64? {
         let deadline = Self.now() &+ UInt64(clamping: max(timeout.nanoseconds, 1))
         lock.lock()
         if let error = state.closedWith {
             lock.unlock()
-            waiter.settle(.failure(error))
-            return
+            for waiter in waiters {
+                var error = error
+                error.subject = waiter.subject
+                waiter.settle(.failure(error))
+            }
+            return nil
         }
-        let id = state.nextID
-        state.nextID &+= 1
-        state.waiting[id] = Entry(deadline: deadline, waiter: waiter)
-        state.deadlines.push(deadline: deadline, id: id)
+        let firstID = state.waiting.nextID
+        for waiter in waiters {
+            let id = state.waiting.insert(Entry(deadline: deadline, waiter: waiter))
+            state.deadlines.push(deadline: deadline, id: id)
+        }
         if state.deadlines.count > 2 * state.waiting.count + 1024 {
-            state.deadlines.rebuild(from: state.waiting.lazy.map { ($0.value.deadline, $0.key) })
+            state.deadlines.rebuild(from: state.waiting.entries.lazy.map { ($0.value.deadline, $0.id) })
         }
         if deadline < state.timerWakesAt {
             lock.signal()
         }
         lock.unlock()
+        return firstID
+    }
 
-        // Registered first: the acknowledgement may arrive before the publish call returns.
-        let status = write(publication, id: id)
-        if status != NATS_OK {
-            let error = ClientErrors.make(
-                status,
-                .init(operation: "publishing", subject: publication.subject, isPublish: true)
-            )
-            take(id)?.settle(.failure(error))
-        }
+    private static func sendError(_ status: natsStatus, subject: String) -> MessageStoreError {
+        ClientErrors.make(status, .init(operation: "publishing", subject: subject, isPublish: true))
     }
 
     private func write(_ publication: Publication, id: UInt64) -> natsStatus {
@@ -215,7 +242,7 @@ final class AckInbox: @unchecked Sendable {
             if status == NATS_OK {
                 status = natsConnection_PublishMsg(connection, message)
             }
-            disposal.dispose(message)
+            sentDisposal.dispose(message)
             return status
         }
     }
@@ -226,12 +253,12 @@ final class AckInbox: @unchecked Sendable {
     private func received(_ message: OpaquePointer?) {
         guard let message else { return }
         guard let id = id(of: message), let waiter = take(id) else {
-            disposal.dispose(message)
+            ackDisposal.dispose(message)
             return
         }
         let outcome = outcome(of: message, subject: waiter.subject)
         // Given up before the waiter hears, so that what it sees next is settled.
-        disposal.dispose(message)
+        ackDisposal.dispose(message)
         waiter.settle(outcome)
     }
 
@@ -297,7 +324,7 @@ final class AckInbox: @unchecked Sendable {
     private func take(_ id: UInt64) -> Waiter? {
         lock.lock()
         defer { lock.unlock() }
-        return state.waiting.removeValue(forKey: id)?.waiter
+        return state.waiting.remove(id)?.waiter
     }
 
     // MARK: Deadlines and closing
@@ -310,8 +337,8 @@ final class AckInbox: @unchecked Sendable {
             var expired: [Waiter] = []
             while let (deadline, id) = state.deadlines.first, deadline <= now {
                 state.deadlines.removeFirst()
-                if let entry = state.waiting[id], entry.deadline == deadline {
-                    state.waiting[id] = nil
+                // Each id is pushed once, so a waiting entry's deadline is this one.
+                if let entry = state.waiting.remove(id) {
                     expired.append(entry.waiter)
                 }
             }
@@ -345,20 +372,25 @@ final class AckInbox: @unchecked Sendable {
         let alreadyClosed = state.closedWith != nil
         let error = ClientErrors.make(NATS_CONNECTION_CLOSED, .init(operation: "publishing", isPublish: true))
         state.closedWith = state.closedWith ?? error
-        let everyone = state.waiting.values.map(\.waiter)
-        state.waiting.removeAll()
+        let everyone = state.waiting.removeAll().map(\.waiter)
         state.deadlines = DeadlineHeap()
         lock.signal()
         lock.unlock()
         if !alreadyClosed {
             natsSubscription_Unsubscribe(subscription)
         }
-        disposal.flush()
+        sentDisposal.flush()
+        ackDisposal.flush()
         for waiter in everyone {
             var error = error
             error.subject = waiter.subject
             waiter.settle(.failure(error))
         }
+    }
+
+    /// How many C messages wait to be destroyed.
+    var heldMessageCount: Int {
+        sentDisposal.heldCount + ackDisposal.heldCount
     }
 
     /// How many publishes wait for their acknowledgement.

@@ -64,8 +64,11 @@ extension NATSClient {
             return
         }
         while let chunk = publisher.nextChunk() {
-            for (index, publication) in chunk {
-                guard batch.window.acquire(timeout: timeout) else {
+            var start = chunk.startIndex
+            while start < chunk.endIndex {
+                let granted = batch.window.acquire(upTo: chunk.endIndex - start, timeout: timeout)
+                guard granted > 0 else {
+                    let (index, publication) = chunk[start]
                     var error = ClientErrors.make(
                         NATS_TIMEOUT,
                         .init(operation: "publishing", subject: publication.subject, isPublish: true)
@@ -73,9 +76,11 @@ extension NATSClient {
                     error.message =
                         "publishing stalled: too many acknowledgements outstanding for longer than the timeout"
                     batch.fail(index: index, with: error)
+                    start += 1
                     continue
                 }
-                acks.send(publication, timeout: timeout, to: .batch(batch, index: index))
+                acks.send(chunk[start..<(start + granted)], timeout: timeout, batch: batch)
+                start += granted
             }
         }
     }
@@ -217,22 +222,24 @@ final class InFlightWindow: @unchecked Sendable {
         lowWater = self.limit - max(1, self.limit / 4)
     }
 
-    /// Takes a place; false when none came free within `timeout`.
-    func acquire(timeout: Duration) -> Bool {
+    /// Takes between 1 and `wanted` places, as many as are free; 0 when none came free within
+    /// `timeout`.
+    func acquire(upTo wanted: Int, timeout: Duration) -> Int {
         lock.lock()
         defer { lock.unlock() }
         if inFlight >= limit {
             let deadline = AckInbox.now() &+ UInt64(clamping: max(timeout.nanoseconds, 1))
             while inFlight > lowWater {
                 let now = AckInbox.now()
-                guard now < deadline else { return false }
+                guard now < deadline else { return 0 }
                 senderWaits = true
                 _ = lock.wait(nanoseconds: Int64(clamping: deadline - now))
                 senderWaits = false
             }
         }
-        inFlight += 1
-        return true
+        let granted = min(max(wanted, 1), limit - inFlight)
+        inFlight += granted
+        return granted
     }
 
     /// Gives a place back.

@@ -74,7 +74,7 @@ final class PromptConnection: @unchecked Sendable {
 
     /// How many C messages of finished publishes wait to be destroyed (see ``MessageDisposal``).
     var heldMessageCount: Int {
-        acks.disposal.heldCount
+        acks.heldMessageCount
     }
 
     /// Closes the connection and fails every publish still waiting. Harmless to repeat.
