@@ -82,6 +82,20 @@ struct PublishAckReplyTests {
         #"{"x":[1,2,"seq":1}"#,
         #"{"x":]}"#,
         #"{"error":"bad"}"#,
+        #"{"x":[},"stream":"S","seq":1}"#,
+        #"{"x":nul,"stream":"S","seq":1}"#,
+        #"{"x":{"a" "b"},"stream":"S","seq":1}"#,
+        #"{"x":{"a"},"stream":"S","seq":1}"#,
+        #"{"x":[1 2],"stream":"S","seq":1}"#,
+        #"{"x":[1,],"stream":"S","seq":1}"#,
+        #"{"x":01,"stream":"S","seq":1}"#,
+        #"{"x":1.,"stream":"S","seq":1}"#,
+        #"{"x":-,"stream":"S","seq":1}"#,
+        #"{"x":1e,"stream":"S","seq":1}"#,
+        #"{"x":"a\qb","stream":"S","seq":1}"#,
+        "{\"x\":\"a\u{01}b\",\"stream\":\"S\",\"seq\":1}",
+        #"{"stream":"S","seq":007}"#,
+        #"{"error":{"code":0,"err_code":0}}"#,
         "{\"stream\":\"S\",\"seq\":1,\"x\":" + String(repeating: "[", count: 100_000),
     ])
     func malformedRepliesAreUnreadable(_ text: String) {
@@ -90,6 +104,23 @@ struct PublishAckReplyTests {
             return
         }
         #expect(!reason.isEmpty)
+    }
+
+    @Test func unknownValuesOfEveryKindAreSkipped() {
+        let text =
+            #"{"a":{},"b":[],"c":[{}, [], "s", -0.5e+3, 1E2, 0, true, false, null],"#
+            + #""d":{"e":{"f":["\u0041\n"]}},"stream":"S","seq":0}"#
+        #expect(parse(text) == .stored(stream: "S", sequence: 0, isDuplicate: false))
+    }
+
+    @Test func anErrorWithoutCodesDoesNotRefuse() {
+        // As cnats: only a non-zero code or err_code makes the reply an error.
+        let text = #"{"error":{"code":0,"err_code":0},"stream":"S","seq":1}"#
+        #expect(parse(text) == .stored(stream: "S", sequence: 1, isDuplicate: false))
+        #expect(
+            parse(#"{"error":{"err_code":10077},"stream":"S","seq":1}"#)
+                == .refused(code: 0, errorCode: 10077, description: "")
+        )
     }
 
     @Test func deepNestingIsSkippedWithoutRecursion() {

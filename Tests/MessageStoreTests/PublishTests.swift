@@ -243,34 +243,66 @@ struct PublishTests {
     }
 
     @Test(arguments: [1, 7])
-    func pipelinedPublishWithASmallWindowSendsEverythingInOrder(maxInFlight: Int) async throws {
+    func pipelinedPublishNeverHasMoreInFlightThanItsWindow(maxInFlight: Int) async throws {
         // The sender blocks while the window is full and is woken as acknowledgements drain it.
-        try await withStore(configure: { $0.maxPublishesInFlight = maxInFlight }) { store, _ in
+        try await withStore { store, _ in
             try await store.ensureStream("bulk")
-            let messages = (1...500).map { OutgoingMessage(Counter(value: $0), to: "bulk.item") }
-            let results = await store.publish(contentsOf: messages)
-            #expect(results.compactMap { try? $0.get().sequence } == Array(1...500))
+            let count = 500
+            let publisher = store.client.startPipelined(count: count, timeout: .seconds(10), maxInFlight: maxInFlight)
+            var previous: Publication?
+            for start in stride(from: 0, to: count, by: 50) {
+                var chunk: [(Int, Publication)] = []
+                for index in start..<(start + 50) {
+                    let publication = try store.makePublication(
+                        OutgoingMessage(Counter(value: index), to: "bulk.item"),
+                        after: previous
+                    )
+                    chunk.append((index, publication))
+                    previous = publication
+                }
+                publisher.send(chunk)
+            }
+            publisher.finish()
+            let results = await publisher.results()
+            #expect(results.compactMap { try? $0.get().sequence } == Array(1...UInt64(count)))
+            let usage = publisher.batch.window.usage
+            #expect(usage.now == 0)
+            #expect(usage.most == maxInFlight)
             #expect(try store.client.pipelineAcks().waitingCount == 0)
         }
     }
 
-    @Test func pipelinedPublishesTimeOutOneByOneWhenTheServerGoesAway() async throws {
+    @Test func pipelinedPublishesTimeOutWhenTheServerGoesAway() async throws {
+        // Each message times out by itself, after the batch's timeout; the window drains.
         try await withStore { store, server in
             try await store.ensureStream("bulk")
-            #expect(
-                try await store.publish(contentsOf: [OutgoingMessage(Counter(value: 1), to: "bulk.1")])[0].get()
-                    .sequence == 1
-            )
+            let first = await store.publish(contentsOf: [OutgoingMessage(Counter(value: 1), to: "bulk.1")])
+            #expect(try first[0].get().sequence == 1)
             try await server.stop(keepingStore: true)
             let started = ContinuousClock.now
-            let results = await store.publish(
-                contentsOf: (1...3).map { OutgoingMessage(Counter(value: $0), to: "bulk.\($0)") },
-                timeout: .milliseconds(300)
+            let publisher = store.client.startPipelined(count: 3, timeout: .milliseconds(300), maxInFlight: 2)
+            publisher.send(
+                try (0..<3).map { index in
+                    (index, try store.makePublication(OutgoingMessage(Counter(value: index), to: "bulk.1"), after: nil))
+                }
             )
-            #expect(ContinuousClock.now - started >= .milliseconds(300))
+            publisher.finish()
+            let results = await publisher.results()
+            let elapsed = ContinuousClock.now - started
             #expect(results.map { $0.failure?.code } == Array(repeating: .publishTimedOut, count: 3))
-            #expect(results.map { $0.failure?.subject } == ["bulk.1", "bulk.2", "bulk.3"])
+            // Two in the window, the third sent when they timed out: it waited its own 300 ms.
+            #expect(elapsed >= .milliseconds(600))
+            #expect(elapsed < .seconds(5))
+            #expect(publisher.batch.window.usage.now == 0)
+            #expect(publisher.batch.window.usage.most == 2)
             #expect(try store.client.pipelineAcks().waitingCount == 0)
+            // Through the public call, failures carry the message's own subject.
+            let viaStore = await store.publish(
+                contentsOf: [OutgoingMessage(Counter(value: 9), to: "bulk.9")],
+                timeout: .milliseconds(100)
+            )
+            #expect(viaStore[0].failure?.code == .publishTimedOut)
+            #expect(viaStore[0].failure?.subject == "bulk.9")
         }
     }
 

@@ -176,7 +176,7 @@ final class AckInbox: @unchecked Sendable {
     /// Registers `waiters` under consecutive ids and returns the first, or settles them with
     /// the error and returns nil when the inbox is closed.
     private func register(_ waiters: some Collection<Waiter>, timeout: Duration) -> UInt64? {
-        let deadline = Self.now() &+ UInt64(clamping: max(timeout.nanoseconds, 1))
+        let deadline = Self.deadline(after: timeout)
         lock.lock()
         if let error = state.closedWith {
             lock.unlock()
@@ -295,16 +295,15 @@ final class AckInbox: @unchecked Sendable {
             lastStream = stream
             return .success(PublishAck(stream: stream, sequence: sequence, isDuplicate: isDuplicate))
         case .refused(let code, let errorCode, let description):
-            var error = ClientErrors.make(
-                NATS_ERR,
-                jetStreamCode: jsErrCode(rawValue: UInt32(clamping: errorCode)),
-                text: description.isEmpty ? "error \(code)" : description,
-                context()
+            // As cnats reported it: NATS_ERR with JetStream's error code and description.
+            return .failure(
+                ClientErrors.make(
+                    NATS_ERR,
+                    jetStreamCode: jsErrCode(rawValue: UInt32(clamping: errorCode)),
+                    text: description.isEmpty ? "error \(code)" : description,
+                    context()
+                )
             )
-            if errorCode == 0, code == 503 {
-                error = ClientErrors.make(NATS_NO_RESPONDERS, context())
-            }
-            return .failure(error)
         case .unreadable(let reason):
             let text = String(decoding: body.prefix(200), as: UTF8.self)
             return .failure(
@@ -398,6 +397,12 @@ final class AckInbox: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return state.waiting.count
+    }
+
+    /// `timeout` from now on the monotonic clock; `UInt64.max` (never) when that is beyond it.
+    static func deadline(after timeout: Duration) -> UInt64 {
+        let (deadline, overflow) = now().addingReportingOverflow(UInt64(clamping: max(timeout.nanoseconds, 1)))
+        return overflow ? .max : deadline
     }
 
     /// Nanoseconds on the monotonic clock, the one ``ConditionLock`` waits on.

@@ -22,10 +22,13 @@ func withCStringArray<R>(
 }
 
 extension Duration {
-    /// Whole milliseconds, at least 1 for any positive duration (cnats treats 0 as "no wait").
+    /// Whole milliseconds, at least 1 for any positive duration (cnats treats 0 as "no wait"),
+    /// clamped to Int64.
     var milliseconds: Int64 {
         let (seconds, attoseconds) = components
-        let value = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        let (value, sumOverflow) = product.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
+        if overflow || sumOverflow { return seconds < 0 ? .min : .max }
         return value == 0 && attoseconds > 0 ? 1 : value
     }
 
@@ -33,6 +36,8 @@ extension Duration {
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : product + attoseconds / 1_000_000_000
+        let (sum, sumOverflow) = product.addingReportingOverflow(attoseconds / 1_000_000_000)
+        if overflow || sumOverflow { return seconds < 0 ? .min : .max }
+        return sum
     }
 }

@@ -66,7 +66,9 @@ extension NATSClient {
         while let chunk = publisher.nextChunk() {
             var start = chunk.startIndex
             while start < chunk.endIndex {
-                let granted = batch.window.acquire(upTo: chunk.endIndex - start, timeout: timeout)
+                // Messages in flight time out within `timeout`, so places come free by then;
+                // the wait is bounded all the same, at twice that.
+                let granted = batch.window.acquire(upTo: chunk.endIndex - start, timeout: timeout * 2)
                 guard granted > 0 else {
                     let (index, publication) = chunk[start]
                     var error = ClientErrors.make(
@@ -214,6 +216,8 @@ final class InFlightWindow: @unchecked Sendable {
     private let lock = ConditionLock()
     private var inFlight = 0
     private var senderWaits = false
+    /// The most places ever taken at once.
+    private var highWater = 0
     private let limit: Int
     private let lowWater: Int
 
@@ -228,7 +232,7 @@ final class InFlightWindow: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if inFlight >= limit {
-            let deadline = AckInbox.now() &+ UInt64(clamping: max(timeout.nanoseconds, 1))
+            let deadline = AckInbox.deadline(after: timeout)
             while inFlight > lowWater {
                 let now = AckInbox.now()
                 guard now < deadline else { return 0 }
@@ -239,6 +243,7 @@ final class InFlightWindow: @unchecked Sendable {
         }
         let granted = min(max(wanted, 1), limit - inFlight)
         inFlight += granted
+        highWater = max(highWater, inFlight)
         return granted
     }
 
@@ -252,9 +257,10 @@ final class InFlightWindow: @unchecked Sendable {
         lock.unlock()
     }
 
-    var count: Int {
+    /// Places taken now, and the most ever taken at once.
+    var usage: (now: Int, most: Int) {
         lock.lock()
         defer { lock.unlock() }
-        return inFlight
+        return (inFlight, highWater)
     }
 }

@@ -62,7 +62,10 @@ private struct Reader {
         }
         skipWhitespace()
         guard position == bytes.count else { throw Unreadable(reason: "unexpected bytes after the object") }
-        if let refusal { return refusal }
+        // As cnats: an error object with neither code set does not refuse the message.
+        if let refusal, case .refused(let code, let errorCode, _) = refusal, code != 0 || errorCode != 0 {
+            return refusal
+        }
         guard let stream, let sequence else {
             throw Unreadable(reason: "no stream and sequence in the acknowledgement")
         }
@@ -145,11 +148,19 @@ private struct Reader {
                 position += 1
                 return start..<(position - 1)
             }
-            if byte == UInt8(ascii: "\\") { position += 1 }
+            guard byte >= 0x20 else { throw Unreadable(reason: "control character in a string") }
+            if byte == UInt8(ascii: "\\") {
+                position += 1
+                guard let escaped = peek(), Self.escapes.contains(escaped) else {
+                    throw Unreadable(reason: "unknown escape in a string")
+                }
+            }
             position += 1
         }
         throw Unreadable(reason: "unterminated string")
     }
+
+    private static let escapes = Array(#""\/bfnrtu"#.utf8)
 
     private mutating func readString(reusing previous: String) throws(Unreadable) -> String {
         let raw = try readRawString()
@@ -235,6 +246,9 @@ private struct Reader {
             position += 1
         }
         guard position > start else { throw Unreadable(reason: "expected a number at byte \(start)") }
+        guard bytes[start] != UInt8(ascii: "0") || position == start + 1 else {
+            throw Unreadable(reason: "leading zero in a number at byte \(start)")
+        }
         if let byte = peek(), byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
             throw Unreadable(reason: "expected a whole number at byte \(start)")
         }
@@ -256,44 +270,88 @@ private struct Reader {
         return true
     }
 
-    /// Skips any value, nested or not, without recursion (a hostile reply cannot exhaust the
-    /// stack).
+    /// Skips one value, nested or not, checking its syntax as it goes, without recursion (a
+    /// hostile reply cannot exhaust the stack).
     private mutating func skipValue() throws(Unreadable) {
-        var depth = 0
-        repeat {
+        // The containers open around the current position: `{` or `[`.
+        var open: [UInt8] = []
+        while true {
+            // A value is expected here.
             skipWhitespace()
             guard let byte = peek() else { throw Unreadable(reason: "unterminated value") }
             switch byte {
             case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
                 position += 1
-                continue
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                guard depth > 0 else { throw Unreadable(reason: "unexpected '\(Character(Unicode.Scalar(byte)))'") }
-                depth -= 1
-                position += 1
+                skipWhitespace()
+                let close = byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                if peek() == close {
+                    position += 1
+                } else {
+                    open.append(byte)
+                    if byte == UInt8(ascii: "{") { try readKeyAndColon() }
+                    continue
+                }
             case UInt8(ascii: "\""):
                 _ = try readRawString()
-            case UInt8(ascii: ","), UInt8(ascii: ":"):
-                guard depth > 0 else { throw Unreadable(reason: "unexpected separator") }
-                position += 1
-                continue
-            default:
-                let start = position
-                while let next = peek(), !Self.endsScalar(next) {
-                    position += 1
+            case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+                guard matchLiteral("true") || matchLiteral("false") || matchLiteral("null") else {
+                    throw Unreadable(reason: "unknown literal at byte \(position)")
                 }
-                guard position > start else { throw Unreadable(reason: "unexpected byte at \(start)") }
+            default:
+                try skipNumber()
             }
-        } while depth > 0
+            // A value ended: close containers, or go on to the next member or element.
+            while let container = open.last {
+                skipWhitespace()
+                guard let next = peek() else { throw Unreadable(reason: "unterminated container") }
+                position += 1
+                if next == UInt8(ascii: ",") {
+                    if container == UInt8(ascii: "{") {
+                        skipWhitespace()
+                        try readKeyAndColon()
+                    }
+                    break
+                }
+                guard next == (container == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")) else {
+                    throw Unreadable(reason: "expected ',' or the end of a container at byte \(position - 1)")
+                }
+                open.removeLast()
+            }
+            if open.isEmpty { return }
+        }
     }
 
-    private static func endsScalar(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), UInt8(ascii: ":"), 0x20, 0x0A, 0x0D, 0x09:
-            return true
-        default:
-            return false
+    private mutating func readKeyAndColon() throws(Unreadable) {
+        _ = try readRawString()
+        skipWhitespace()
+        try expect(UInt8(ascii: ":"))
+    }
+
+    /// `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`
+    private mutating func skipNumber() throws(Unreadable) {
+        let start = position
+        func digits(_ reader: inout Reader) -> Int {
+            var count = 0
+            while let byte = reader.peek(), byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                reader.position += 1
+                count += 1
+            }
+            return count
+        }
+        if peek() == UInt8(ascii: "-") { position += 1 }
+        if peek() == UInt8(ascii: "0") {
+            position += 1
+        } else if digits(&self) == 0 {
+            throw Unreadable(reason: "unexpected byte at \(start)")
+        }
+        if peek() == UInt8(ascii: ".") {
+            position += 1
+            guard digits(&self) > 0 else { throw Unreadable(reason: "bad number at byte \(start)") }
+        }
+        if let byte = peek(), byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
+            position += 1
+            if let sign = peek(), sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { position += 1 }
+            guard digits(&self) > 0 else { throw Unreadable(reason: "bad number at byte \(start)") }
         }
     }
 }
