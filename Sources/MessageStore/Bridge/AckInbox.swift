@@ -223,6 +223,18 @@ final class AckInbox: @unchecked Sendable {
             reply[first..<end].reverse()
             reply[end] = 0
 
+            if publication.headers.isEmpty {
+                // The same PUB on the wire, without a C message to allocate and collect.
+                return publication.body.withUnsafeBytes { body in
+                    natsConnection_PublishRequest(
+                        connection,
+                        publication.natsSubject,
+                        reply.baseAddress,
+                        body.baseAddress,
+                        Int32(body.count)
+                    )
+                }
+            }
             var message: OpaquePointer?
             var status = publication.body.withUnsafeBufferPointer { body in
                 body.withMemoryRebound(to: CChar.self) { chars in
