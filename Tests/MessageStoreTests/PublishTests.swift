@@ -306,6 +306,23 @@ struct PublishTests {
         }
     }
 
+    @Test func aReplyThatIsNotAnAcknowledgementIsATypedError() async throws {
+        // Whatever answers on a publish's reply subject, the publish gets an error it can read,
+        // and nothing crashes. Here the JetStream API answers with account information.
+        try await withStore { store, _ in
+            let acks = try store.client.pipelineAcks()
+            let notAStream = Publication(subject: "api", natsSubject: "$JS.API.INFO", body: [], headers: [:])
+            let error = await #expect(throws: MessageStoreError.self) {
+                try await acks.publish(notAStream, timeout: .seconds(5))
+            }
+            #expect(error?.code == .clientError)
+            #expect(error?.subject == "api")
+            #expect(error?.message.contains("acknowledgement could not be read") == true)
+            #expect(error?.message.contains("account_info_response") == true)
+            #expect(acks.waitingCount == 0)
+        }
+    }
+
     @Test func pipelinedPublishOfNothingReturnsNothing() async throws {
         try await withStore { store, _ in
             let results = await store.publish(contentsOf: [OutgoingMessage]())
