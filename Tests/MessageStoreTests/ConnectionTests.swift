@@ -76,7 +76,12 @@ struct ConnectionTests {
 
     @Test func awaitedPublishesAndFetchesHaveAConnectionOfTheirOwn() async throws {
         try await withStore { store, _ in
-            #expect(store.client.prompt != nil)
+            let prompt = try #require(store.client.prompt)
+            // A process that only consumes has no acknowledgement inbox (nor its threads).
+            try await store.ensureStream("orders")
+            #expect(!prompt.hasInbox)
+            try await store.publish(Counter(value: 1), to: "orders.1")
+            #expect(prompt.hasInbox)
         }
     }
 

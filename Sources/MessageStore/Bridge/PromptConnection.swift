@@ -1,4 +1,5 @@
 import CNATS
+import Synchronization
 
 /// A second connection to the same servers that writes everything at once
 /// (`natsOptions_SetSendAsap`), for the traffic whose latency matters: awaited publishes and
@@ -17,7 +18,9 @@ final class PromptConnection: @unchecked Sendable {
     // and JetStream contexts are thread-safe, and so is the inbox.
     private let connection: OpaquePointer
     private let jetStream: OpaquePointer
-    private let acks: AckInbox
+    /// Where acknowledgements arrive; subscribed on the first publish, so that a process that
+    /// only consumes has no threads for it.
+    private let acks = Mutex<AckInbox?>(nil)
 
     /// Connects with `options` (the main connection's, without its callbacks) plus SendAsap.
     /// Returns nil when that fails; awaited publishes then use the main connection.
@@ -37,26 +40,28 @@ final class PromptConnection: @unchecked Sendable {
             natsConnection_Destroy(connection)
             return nil
         }
-        guard let acks = try? AckInbox.start(on: connection) else {
-            natsConnection_Close(connection)
-            jsCtx_Destroy(jetStream)
-            natsConnection_Destroy(connection)
-            return nil
-        }
-        return PromptConnection(connection: connection, jetStream: jetStream, acks: acks)
+        return PromptConnection(connection: connection, jetStream: jetStream)
     }
 
-    private init(connection: OpaquePointer, jetStream: OpaquePointer, acks: AckInbox) {
+    private init(connection: OpaquePointer, jetStream: OpaquePointer) {
         self.connection = connection
         self.jetStream = jetStream
-        self.acks = acks
     }
 
     deinit {
         natsConnection_Close(connection)
-        acks.close()
+        acks.withLock { $0 }?.close()
         jsCtx_Destroy(jetStream)
         natsConnection_Destroy(connection)
+    }
+
+    private func inbox() throws(MessageStoreError) -> AckInbox {
+        try acks.withLock { (acks) throws(MessageStoreError) -> AckInbox in
+            if let acks { return acks }
+            let started = try AckInbox.start(on: connection)
+            acks = started
+            return started
+        }
     }
 
     /// Publishes and waits for the acknowledgement, at most `timeout`.
@@ -64,7 +69,7 @@ final class PromptConnection: @unchecked Sendable {
     /// Nothing here waits for the server: cnats writes the message (or keeps it in its
     /// reconnect buffer) and returns, so this runs on the caller's thread.
     func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
-        try await acks.publish(publication, timeout: timeout)
+        try await inbox().publish(publication, timeout: timeout)
     }
 
     /// Calls `body` with this connection's JetStream context; the pointer must not escape.
@@ -72,14 +77,19 @@ final class PromptConnection: @unchecked Sendable {
         try body(jetStream)
     }
 
+    /// Whether the first publish has subscribed to acknowledgements yet.
+    var hasInbox: Bool {
+        acks.withLock { $0 != nil }
+    }
+
     /// How many C messages of finished publishes wait to be destroyed (see ``MessageDisposal``).
     var heldMessageCount: Int {
-        acks.heldMessageCount
+        acks.withLock { $0 }?.heldMessageCount ?? 0
     }
 
     /// Closes the connection and fails every publish still waiting. Harmless to repeat.
     func close() {
         natsConnection_Close(connection)
-        acks.close()
+        acks.withLock { $0 }?.close()
     }
 }
