@@ -67,8 +67,12 @@ struct ConnectionTests {
                 try await store.publish(Counter(value: 1), to: "orders.1")
             }
             #expect(error?.code == .connectionClosed)
+            #expect(error?.subject == "orders.1")
+            #expect(error?.message.hasPrefix("publishing") == true)
             let pipelined = await store.publish(contentsOf: [OutgoingMessage(Counter(value: 1), to: "orders.1")])
             #expect(pipelined.first?.failure?.code == .connectionClosed)
+            #expect(pipelined.first?.failure?.subject == "orders.1")
+            #expect(pipelined.first?.failure?.message.hasPrefix("publishing") == true)
             let ensure = await #expect(throws: MessageStoreError.self) { try await store.ensureStream("orders") }
             #expect(ensure?.code == .connectionClosed)
         }
@@ -79,9 +83,9 @@ struct ConnectionTests {
             let prompt = try #require(store.client.prompt)
             // A process that only consumes has no acknowledgement inbox (nor its threads).
             try await store.ensureStream("orders")
-            #expect(!prompt.hasInbox)
+            #expect(prompt.inboxIfSubscribed == nil)
             try await store.publish(Counter(value: 1), to: "orders.1")
-            #expect(prompt.hasInbox)
+            #expect(prompt.inboxIfSubscribed != nil)
         }
     }
 
@@ -124,16 +128,21 @@ struct ConnectionTests {
             weak var inbox: AckInbox?
         }
         let pipelined = Weak()
+        let awaited = Weak()
         try await withStore { store, _ in
             try await store.ensureStream("orders")
+            try await store.publish(Counter(value: 0), to: "orders.1")
+            awaited.inbox = try #require(store.client.prompt?.inboxIfSubscribed)
             pipelined.inbox = try store.client.pipelineAcks()
             #expect(
                 try await store.publish(contentsOf: [OutgoingMessage(Counter(value: 1), to: "orders.1")])[0].get()
-                    .sequence == 1
+                    .sequence == 2
             )
             #expect(pipelined.inbox != nil)
+            #expect(awaited.inbox != nil)
             await store.client.close()
             try await waitUntil("the pipelined inbox is released") { pipelined.inbox == nil }
+            try await waitUntil("the awaited publishes' inbox is released") { awaited.inbox == nil }
         }
     }
 

@@ -77,7 +77,7 @@ final class AckInbox: @unchecked Sendable {
         var inbox: UnsafeMutablePointer<natsInbox>?
         let status = natsInbox_Create(&inbox)
         guard status == NATS_OK, let inbox else {
-            throw ClientErrors.make(status, .init(operation: "creating a reply inbox"))
+            throw ClientErrors.make(status, .init(operation: "publishing (creating a reply inbox)", isPublish: true))
         }
         let name = String(cString: inbox)
         natsInbox_Destroy(inbox)
@@ -119,7 +119,10 @@ final class AckInbox: @unchecked Sendable {
         guard subscribed == NATS_OK, let subscription else {
             // No completion callback was set: nothing else will release it.
             retained.release()
-            throw ClientErrors.make(subscribed, .init(operation: "subscribing to acknowledgements"))
+            throw ClientErrors.make(
+                subscribed,
+                .init(operation: "publishing (subscribing to acknowledgements)", isPublish: true)
+            )
         }
         acks.subscription = subscription
         BlockingThreadPool.startDedicatedThread(name: "ms-ack-timer") { [acks] in acks.expireLoop() }

@@ -69,7 +69,15 @@ final class PromptConnection: @unchecked Sendable {
     /// Nothing here waits for the server: cnats writes the message (or keeps it in its
     /// reconnect buffer) and returns, so this runs on the caller's thread.
     func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
-        try await inbox().publish(publication, timeout: timeout)
+        let acks: AckInbox
+        do {
+            acks = try inbox()
+        } catch {
+            var error = error
+            error.subject = publication.subject
+            throw error
+        }
+        return try await acks.publish(publication, timeout: timeout)
     }
 
     /// Calls `body` with this connection's JetStream context; the pointer must not escape.
@@ -77,9 +85,9 @@ final class PromptConnection: @unchecked Sendable {
         try body(jetStream)
     }
 
-    /// Whether the first publish has subscribed to acknowledgements yet.
-    var hasInbox: Bool {
-        acks.withLock { $0 != nil }
+    /// The inbox the first publish subscribed, until ``close()``.
+    var inboxIfSubscribed: AckInbox? {
+        acks.withLock { $0 }
     }
 
     /// How many C messages of finished publishes wait to be destroyed (see ``MessageDisposal``).
@@ -90,6 +98,9 @@ final class PromptConnection: @unchecked Sendable {
     /// Closes the connection and fails every publish still waiting. Harmless to repeat.
     func close() {
         natsConnection_Close(connection)
-        acks.withLock { $0 }?.close()
+        acks.withLock { acks in
+            defer { acks = nil }
+            return acks
+        }?.close()
     }
 }
