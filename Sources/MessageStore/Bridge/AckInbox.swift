@@ -1,4 +1,5 @@
 import CNATS
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -425,6 +426,42 @@ final class AckInbox: @unchecked Sendable {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+}
+
+/// The ``AckInbox`` of one connection, subscribed on first use, so that a connection that
+/// never publishes has no threads for it.
+final class LazyAckInbox: @unchecked Sendable {
+    // @unchecked: the connection pointer is set once (its owner keeps the connection open
+    // until after ``close()``); the inbox is behind the Mutex.
+    private let connection: OpaquePointer
+    private let inbox = Mutex<AckInbox?>(nil)
+
+    init(connection: OpaquePointer) {
+        self.connection = connection
+    }
+
+    /// The inbox, subscribed now if this is the first call since the start or ``close()``.
+    func get() throws(MessageStoreError) -> AckInbox {
+        try inbox.withLock { (inbox) throws(MessageStoreError) -> AckInbox in
+            if let inbox { return inbox }
+            let started = try AckInbox.start(on: connection)
+            inbox = started
+            return started
+        }
+    }
+
+    /// The inbox if one is subscribed.
+    var ifStarted: AckInbox? {
+        inbox.withLock { $0 }
+    }
+
+    /// Closes the inbox (see ``AckInbox/close()``) and lets it go. Harmless to repeat.
+    func close() {
+        inbox.withLock { inbox in
+            defer { inbox = nil }
+            return inbox
+        }?.close()
     }
 }
 

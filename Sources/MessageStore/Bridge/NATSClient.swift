@@ -1,6 +1,5 @@
 import CNATS
 import Logging
-import Synchronization
 
 /// Owns one `natsConnection` and its `jsCtx`.
 ///
@@ -15,7 +14,7 @@ final class NATSClient: @unchecked Sendable {
     /// The connection for awaited publishes and fetch requests; nil if it could not connect.
     let prompt: PromptConnection?
     /// Where the acknowledgements of pipelined publishes arrive; subscribed on first use.
-    private let pipelineInbox = Mutex<AckInbox?>(nil)
+    private let pipelineInbox: LazyAckInbox
     let logger: Logger
     let requestTimeout: Duration
     let pool: BlockingThreadPool
@@ -31,6 +30,7 @@ final class NATSClient: @unchecked Sendable {
         self.connection = connection
         self.jetStream = jetStream
         self.prompt = prompt
+        pipelineInbox = LazyAckInbox(connection: connection)
         self.logger = logger
         self.requestTimeout = requestTimeout
         self.pool = pool
@@ -38,7 +38,7 @@ final class NATSClient: @unchecked Sendable {
 
     deinit {
         natsConnection_Close(connection)
-        pipelineInbox.withLock { $0 }?.close()
+        pipelineInbox.close()
         jsCtx_Destroy(jetStream)
         natsConnection_Destroy(connection)
     }
@@ -56,12 +56,7 @@ final class NATSClient: @unchecked Sendable {
     /// The inbox of pipelined publishes on the main connection (whose flusher coalesces their
     /// writes), subscribed on first use.
     func pipelineAcks() throws(MessageStoreError) -> AckInbox {
-        try pipelineInbox.withLock { (inbox) throws(MessageStoreError) -> AckInbox in
-            if let inbox { return inbox }
-            let started = try AckInbox.start(on: connection)
-            inbox = started
-            return started
-        }
+        try pipelineInbox.get()
     }
 
     /// Calls `body` with the JetStream context whose connection sends at once (see
@@ -224,10 +219,7 @@ final class NATSClient: @unchecked Sendable {
             pool.submit {
                 self.prompt?.close()
                 natsConnection_Close(self.connection)
-                self.pipelineInbox.withLock { inbox in
-                    defer { inbox = nil }
-                    return inbox
-                }?.close()
+                self.pipelineInbox.close()
                 continuation.resume()
             }
         }

@@ -1,5 +1,4 @@
 import CNATS
-import Synchronization
 
 /// A second connection to the same servers that writes everything at once
 /// (`natsOptions_SetSendAsap`), for the traffic whose latency matters: awaited publishes and
@@ -20,7 +19,7 @@ final class PromptConnection: @unchecked Sendable {
     private let jetStream: OpaquePointer
     /// Where acknowledgements arrive; subscribed on the first publish, so that a process that
     /// only consumes has no threads for it.
-    private let acks = Mutex<AckInbox?>(nil)
+    private let acks: LazyAckInbox
 
     /// Connects with `options` (the main connection's, without its callbacks) plus SendAsap.
     /// Returns nil when that fails; awaited publishes then use the main connection.
@@ -46,22 +45,14 @@ final class PromptConnection: @unchecked Sendable {
     private init(connection: OpaquePointer, jetStream: OpaquePointer) {
         self.connection = connection
         self.jetStream = jetStream
+        acks = LazyAckInbox(connection: connection)
     }
 
     deinit {
         natsConnection_Close(connection)
-        acks.withLock { $0 }?.close()
+        acks.close()
         jsCtx_Destroy(jetStream)
         natsConnection_Destroy(connection)
-    }
-
-    private func inbox() throws(MessageStoreError) -> AckInbox {
-        try acks.withLock { (acks) throws(MessageStoreError) -> AckInbox in
-            if let acks { return acks }
-            let started = try AckInbox.start(on: connection)
-            acks = started
-            return started
-        }
     }
 
     /// Publishes and waits for the acknowledgement, at most `timeout`.
@@ -69,15 +60,15 @@ final class PromptConnection: @unchecked Sendable {
     /// Nothing here waits for the server: cnats writes the message (or keeps it in its
     /// reconnect buffer) and returns, so this runs on the caller's thread.
     func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
-        let acks: AckInbox
+        let inbox: AckInbox
         do {
-            acks = try inbox()
+            inbox = try acks.get()
         } catch {
             var error = error
             error.subject = publication.subject
             throw error
         }
-        return try await acks.publish(publication, timeout: timeout)
+        return try await inbox.publish(publication, timeout: timeout)
     }
 
     /// Calls `body` with this connection's JetStream context; the pointer must not escape.
@@ -87,20 +78,17 @@ final class PromptConnection: @unchecked Sendable {
 
     /// The inbox the first publish subscribed, until ``close()``.
     var inboxIfSubscribed: AckInbox? {
-        acks.withLock { $0 }
+        acks.ifStarted
     }
 
     /// How many C messages of finished publishes wait to be destroyed (see ``MessageDisposal``).
     var heldMessageCount: Int {
-        acks.withLock { $0 }?.heldMessageCount ?? 0
+        acks.ifStarted?.heldMessageCount ?? 0
     }
 
     /// Closes the connection and fails every publish still waiting. Harmless to repeat.
     func close() {
         natsConnection_Close(connection)
-        acks.withLock { acks in
-            defer { acks = nil }
-            return acks
-        }?.close()
+        acks.close()
     }
 }
