@@ -159,7 +159,7 @@ final class AckInbox: @unchecked Sendable {
         // Registered first: the acknowledgement may arrive before the publish call returns.
         let status = write(publication, id: id)
         if status != NATS_OK {
-            take(id)?.settle(.failure(Self.sendError(status, subject: publication.subject)))
+            take(id)?.settle(.failure(ClientErrors.make(status, .publishing(publication.subject))))
         }
     }
 
@@ -171,7 +171,7 @@ final class AckInbox: @unchecked Sendable {
         for (_, publication) in chunk {
             let status = write(publication, id: id)
             if status != NATS_OK {
-                take(id)?.settle(.failure(Self.sendError(status, subject: publication.subject)))
+                take(id)?.settle(.failure(ClientErrors.make(status, .publishing(publication.subject))))
             }
             id += 1
         }
@@ -204,10 +204,6 @@ final class AckInbox: @unchecked Sendable {
         }
         lock.unlock()
         return firstID
-    }
-
-    private static func sendError(_ status: natsStatus, subject: String) -> MessageStoreError {
-        ClientErrors.make(status, .init(operation: "publishing", subject: subject, isPublish: true))
     }
 
     private func write(_ publication: Publication, id: UInt64) -> natsStatus {
@@ -285,23 +281,17 @@ final class AckInbox: @unchecked Sendable {
         var id: UInt64 = 0
         guard subject[index] != 0 else { return nil }
         while subject[index] != 0 {
-            let digit = UInt8(bitPattern: subject[index]) &- UInt8(ascii: "0")
-            guard digit < 10 else { return nil }
-            let (times, overflow1) = id.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times.addingReportingOverflow(UInt64(digit))
-            guard !overflow1, !overflow2 else { return nil }
-            id = sum
+            guard let next = id.appendingDecimalDigit(UInt8(bitPattern: subject[index])) else { return nil }
+            id = next
             index += 1
         }
         return id
     }
 
     private func outcome(of message: OpaquePointer, subject: String?) -> Outcome {
-        func context() -> ClientErrors.Context {
-            .init(operation: "publishing", subject: subject, isPublish: true)
-        }
+        let context = ClientErrors.Context.publishing(subject)
         if natsMsg_IsNoResponders(message) {
-            return .failure(ClientErrors.make(NATS_NO_RESPONDERS, context()))
+            return .failure(ClientErrors.make(NATS_NO_RESPONDERS, context))
         }
         let length = Int(natsMsg_GetDataLength(message))
         let body = UnsafeRawBufferPointer(start: natsMsg_GetData(message), count: length)
@@ -317,7 +307,7 @@ final class AckInbox: @unchecked Sendable {
                     NATS_ERR,
                     jetStreamCode: jsErrCode(rawValue: UInt32(clamping: errorCode)),
                     text: description.isEmpty ? "error \(code)" : description,
-                    context()
+                    context
                 )
             )
         case .unreadable(let reason):
@@ -326,7 +316,7 @@ final class AckInbox: @unchecked Sendable {
                 ClientErrors.make(
                     NATS_ERR,
                     text: "the server's acknowledgement could not be read (\(reason)): \(text)",
-                    context()
+                    context
                 )
             )
         }
@@ -362,10 +352,7 @@ final class AckInbox: @unchecked Sendable {
                 for waiter in expired {
                     waiter.settle(
                         .failure(
-                            ClientErrors.make(
-                                NATS_TIMEOUT,
-                                .init(operation: "publishing", subject: waiter.subject, isPublish: true)
-                            )
+                            ClientErrors.make(NATS_TIMEOUT, .publishing(waiter.subject))
                         )
                     )
                 }
@@ -385,7 +372,7 @@ final class AckInbox: @unchecked Sendable {
     func close() {
         lock.lock()
         let alreadyClosed = state.closedWith != nil
-        let error = ClientErrors.make(NATS_CONNECTION_CLOSED, .init(operation: "publishing", isPublish: true))
+        let error = ClientErrors.make(NATS_CONNECTION_CLOSED, .publishing(nil))
         state.closedWith = state.closedWith ?? error
         let everyone = state.waiting.removeAll().map(\.waiter)
         state.deadlines = DeadlineHeap()

@@ -10,6 +10,11 @@ enum ClientErrors {
         var consumer: String? = nil
         /// Whether a timeout means an unacknowledged publish rather than a slow request.
         var isPublish = false
+
+        /// Publishing a message to the application subject `subject`.
+        static func publishing(_ subject: String?) -> Context {
+            Context(operation: "publishing", subject: subject, isPublish: true)
+        }
     }
 
     static func make(

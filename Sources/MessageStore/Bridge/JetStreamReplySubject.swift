@@ -50,12 +50,8 @@ struct JetStreamReplySubject: Equatable {
             var value: UInt64 = 0
             var position = start
             while position < subject.count, subject[position] != UInt8(ascii: ".") {
-                let digit = subject[position] &- UInt8(ascii: "0")
-                guard digit < 10 else { return nil }
-                let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-                let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit))
-                guard !overflow1, !overflow2 else { return nil }
-                value = sum
+                guard let next = value.appendingDecimalDigit(subject[position]) else { return nil }
+                value = next
                 position += 1
             }
             guard position > start else { return nil }

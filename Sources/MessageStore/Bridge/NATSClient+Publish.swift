@@ -25,7 +25,7 @@ extension NATSClient {
                 throw ClientErrors.make(
                     status,
                     jetStreamCode: errorCode,
-                    .init(operation: "publishing", subject: publication.subject, isPublish: true)
+                    .publishing(publication.subject)
                 )
             }
             return PublishAck(
@@ -73,7 +73,7 @@ extension NATSClient {
                     let (index, publication) = chunk[start]
                     var error = ClientErrors.make(
                         NATS_TIMEOUT,
-                        .init(operation: "publishing", subject: publication.subject, isPublish: true)
+                        .publishing(publication.subject)
                     )
                     error.message =
                         "publishing stalled: too many acknowledgements outstanding for longer than the timeout"

@@ -239,10 +239,8 @@ private struct Reader {
         var value: UInt64 = 0
         let start = position
         while let byte = peek(), byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
-            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-            guard !overflow1, !overflow2 else { throw Unreadable(reason: "number too large") }
-            value = sum
+            guard let next = value.appendingDecimalDigit(byte) else { throw Unreadable(reason: "number too large") }
+            value = next
             position += 1
         }
         guard position > start else { throw Unreadable(reason: "expected a number at byte \(start)") }
