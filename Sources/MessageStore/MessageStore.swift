@@ -350,7 +350,8 @@ extension MessageStore {
         publisher.send(chunk)
         publisher.finish()
         var results = await publisher.results()
-        // The C client reports failures with the NATS subject; give them the message's own.
+        // Failures settled by an acknowledgement, a timeout or a close carry no subject; give
+        // every failure the message's own.
         for index in results.indices {
             if case .failure(var error) = results[index], error.subject != messages[index].subject {
                 error.subject = messages[index].subject

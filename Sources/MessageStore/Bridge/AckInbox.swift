@@ -157,9 +157,8 @@ final class AckInbox: @unchecked Sendable {
     func send(_ publication: Publication, timeout: Duration, to waiter: Waiter) {
         guard let id = register(CollectionOfOne(waiter), timeout: timeout) else { return }
         // Registered first: the acknowledgement may arrive before the publish call returns.
-        let status = write(publication, id: id)
-        if status != NATS_OK {
-            take(id)?.settle(.failure(ClientErrors.make(status, .publishing(publication.subject))))
+        if let error = write(publication, id: id) {
+            take(id)?.settle(.failure(error))
         }
     }
 
@@ -169,9 +168,8 @@ final class AckInbox: @unchecked Sendable {
         guard let firstID = register(chunk.lazy.map { .batch(batch, index: $0.0) }, timeout: timeout) else { return }
         var id = firstID
         for (_, publication) in chunk {
-            let status = write(publication, id: id)
-            if status != NATS_OK {
-                take(id)?.settle(.failure(ClientErrors.make(status, .publishing(publication.subject))))
+            if let error = write(publication, id: id) {
+                take(id)?.settle(.failure(error))
             }
             id += 1
         }
@@ -206,7 +204,8 @@ final class AckInbox: @unchecked Sendable {
         return firstID
     }
 
-    private func write(_ publication: Publication, id: UInt64) -> natsStatus {
+    /// Sends `publication` with the reply subject of `id`; the error if cnats refused it.
+    private func write(_ publication: Publication, id: UInt64) -> MessageStoreError? {
         // `<prefix><id>` and a NUL: 20 digits at most.
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: prefix.count + 21) { reply in
             var end = prefix.withUnsafeBufferPointer { prefix in
@@ -223,9 +222,10 @@ final class AckInbox: @unchecked Sendable {
             reply[first..<end].reverse()
             reply[end] = 0
 
+            let status: natsStatus
             if publication.headers.isEmpty {
                 // The same PUB on the wire, without a C message to allocate and collect.
-                return publication.body.withUnsafeBytes { body in
+                status = publication.body.withUnsafeBytes { body in
                     natsConnection_PublishRequest(
                         connection,
                         publication.natsSubject,
@@ -234,28 +234,17 @@ final class AckInbox: @unchecked Sendable {
                         Int32(body.count)
                     )
                 }
-            }
-            var message: OpaquePointer?
-            var status = publication.body.withUnsafeBufferPointer { body in
-                body.withMemoryRebound(to: CChar.self) { chars in
-                    natsMsg_Create(
-                        &message,
-                        publication.natsSubject,
-                        reply.baseAddress,
-                        chars.baseAddress,
-                        Int32(chars.count)
-                    )
+            } else {
+                let message: OpaquePointer
+                do throws(MessageStoreError) {
+                    message = try CMessage.make(publication, reply: reply.baseAddress)
+                } catch {
+                    return error
                 }
-            }
-            guard status == NATS_OK, let message else { return status }
-            for field in publication.headers where status == NATS_OK {
-                status = natsMsgHeader_Add(message, field.name, field.value)
-            }
-            if status == NATS_OK {
                 status = natsConnection_PublishMsg(connection, message)
+                sentDisposal.dispose(message)
             }
-            sentDisposal.dispose(message)
-            return status
+            return status == NATS_OK ? nil : ClientErrors.make(status, .publishing(publication.subject))
         }
     }
 

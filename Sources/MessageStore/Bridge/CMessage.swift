@@ -60,12 +60,16 @@ enum CMessage {
         return MessageHeaders(fields)
     }
 
-    /// Creates a `natsMsg` with the body and headers of a publication. The caller owns it.
-    static func make(_ publication: Publication) throws(MessageStoreError) -> OpaquePointer {
+    /// Creates a `natsMsg` with the body and headers of a publication, and `reply` as its reply
+    /// subject if given. The caller owns it.
+    static func make(
+        _ publication: Publication,
+        reply: UnsafePointer<CChar>? = nil
+    ) throws(MessageStoreError) -> OpaquePointer {
         var message: OpaquePointer?
         let status = publication.body.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
-                natsMsg_Create(&message, publication.natsSubject, nil, chars.baseAddress, Int32(chars.count))
+                natsMsg_Create(&message, publication.natsSubject, reply, chars.baseAddress, Int32(chars.count))
             }
         }
         guard status == NATS_OK, let message else {
