@@ -219,18 +219,27 @@ public final class NATSTestServer: Sendable {
     /// servers of tests running in parallel), so one of them could take it in between; below the
     /// range only listeners bind, and a random pick makes two tests choosing the same port
     /// unlikely. Falls back to a port the kernel picks when none below the range is free.
+    ///
+    /// A port is handed out once per process: two servers of one test run, chosen before either
+    /// has bound its port, never get the same one.
     public static func freePort() throws -> Int {
         let upper = ephemeralRangeStart()
         if upper > 10_001 {
             for _ in 0..<100 {
-                if let port = try bindAndRelease(port: Int.random(in: 10_000..<upper)) { return port }
+                let candidate = Int.random(in: 10_000..<upper)
+                guard portsHandedOut.withLock({ $0.insert(candidate).inserted }) else { continue }
+                if let port = try bindAndRelease(port: candidate) { return port }
             }
         }
         guard let port = try bindAndRelease(port: 0) else {
             throw NATSTestServerError(message: "could not find a free port: errno \(errno)")
         }
+        portsHandedOut.withLock { _ = $0.insert(port) }
         return port
     }
+
+    /// Every port ``freePort()`` has returned (or tried) in this process.
+    private static let portsHandedOut = Mutex<Set<Int>>([])
 
     /// The first port of the kernel's ephemeral range (Linux's default when it cannot be read).
     private static func ephemeralRangeStart() -> Int {
