@@ -70,6 +70,7 @@ struct AnyMessageHandler: Sendable {
                     headers: context.headers,
                     attempt: context.attempt,
                     maxAttempts: context.maxAttempts,
+                    isLastAttempt: context.isLastAttempt,
                     stream: context.stream,
                     consumer: context.consumer,
                     termination: context.termination
@@ -89,6 +90,7 @@ struct DeliveryContext: Sendable {
     var headers: MessageHeaders
     var attempt: Int
     var maxAttempts: Int
+    var isLastAttempt: Bool
     var stream: String
     var consumer: String
     var termination: TerminationRequest

@@ -22,19 +22,21 @@ public struct ReceivedMessage<Payload: MessagePayload>: Sendable {
     public var metadata: MessageMetadata?
     /// The message's headers.
     public var headers: MessageHeaders
-    /// Which delivery this is: 1 the first time, 2 on the first retry, …
+    /// Which run of the handler this is: 1 the first time, 2 on the first retry, … Deliveries
+    /// that never reached a handler (returned by a stopping worker, or queued in one that
+    /// crashed) do not count.
     public var attempt: Int
     /// The most attempts the subscription allows.
     public var maxAttempts: Int
+    /// Whether this is the last attempt: if the handler fails now, the message is terminated and
+    /// dead-lettered instead of retried. True from attempt ``maxAttempts`` on, and on the server's
+    /// last delivery (``Subscription/Configuration/maxDeliveries``) whatever the attempt.
+    public var isLastAttempt: Bool
     /// The stream the message is stored in.
     public var stream: String
     /// The durable consumer delivering it.
     public var consumer: String
     let termination: TerminationRequest
-
-    /// Whether this is the last attempt: if the handler fails now, the message is terminated and
-    /// dead-lettered instead of retried.
-    public var isLastAttempt: Bool { attempt >= maxAttempts }
 
     /// Asks for the message to be terminated (and dead-lettered) once the handler returns, even
     /// if it returns normally. Throwing ``MessageTermination`` does the same at once.

@@ -27,7 +27,16 @@ public final class Subscription: Service, Sendable {
     public struct Configuration: Sendable {
         /// How many times a handler may run for one message. Defaults to 3: after the third
         /// failure the message is terminated (and dead-lettered) instead of retried.
+        ///
+        /// Attempts count runs of the handler: a delivery that never reached one (returned by a
+        /// stopping worker, or queued in a worker that crashed) does not use one up.
         public var maxAttempts = 3
+        /// How many times the server delivers a message at most, whether its handler ran or not
+        /// (the consumer's MaxDeliver): the bound that holds even when no worker is alive. The
+        /// worker treats the last of these deliveries as the last attempt, so a message is never
+        /// left on the server undelivered and not dead-lettered. Defaults to nil:
+        /// ``maxAttempts`` + 20, room for twenty stops or crashes while a message waits in a worker.
+        public var maxDeliveries: Int?
         /// The pause between a failure and the next attempt. Defaults to exponential from 1 second,
         /// doubling, at most 60 seconds.
         public var retrySchedule = RetrySchedule.exponential()
@@ -53,6 +62,29 @@ public final class Subscription: Service, Sendable {
         /// How long an idle worker's request for new messages stays open before it is renewed.
         /// Defaults to 5 seconds.
         public var idlePollInterval: Duration = .seconds(5)
+        /// How long a handler still running when the worker stops may go on: after this, it is
+        /// cancelled and its message given back to the server, not acknowledged (and that run does
+        /// not count as an attempt). Defaults to nil: running handlers finish.
+        public var shutdownGracePeriod: Duration?
+
+        /// The server's MaxDeliver for this configuration.
+        var effectiveMaxDeliveries: Int {
+            maxDeliveries ?? Self.saturatingSum(maxAttempts, 20)
+        }
+
+        private static func saturatingSum(_ a: Int, _ b: Int) -> Int {
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? .max : sum
+        }
+
+        var deliveryPolicy: DeliveryPolicy {
+            DeliveryPolicy(
+                maxAttempts: maxAttempts,
+                maxDeliveries: effectiveMaxDeliveries,
+                retrySchedule: retrySchedule,
+                deadLetterUnknownTypes: unknownTypes.action == .deadLetter
+            )
+        }
 
         /// Creates the default configuration.
         public init() {}
@@ -89,8 +121,16 @@ public final class Subscription: Service, Sendable {
     private enum State {
         case idle
         case starting(stopRequested: Bool)
-        case running(FetchLoop)
+        case running(Running)
         case stopping
+    }
+
+    /// What a running subscription's stop acts on.
+    private struct Running {
+        var loop: FetchLoop
+        var progress: ProgressReporter
+        var dispatching: Task<Void, Never>
+        var policy: DeliveryPolicy
     }
 
     init(
@@ -146,19 +186,45 @@ public final class Subscription: Service, Sendable {
     /// acknowledged; messages fetched but not started go back to the server at once. Harmless to
     /// repeat, or to call when not running.
     public func stop() {
-        let loop = state.withLock { state -> FetchLoop? in
+        let running = state.withLock { state -> Running? in
             switch state {
             case .idle, .stopping:
                 return nil
             case .starting:
                 state = .starting(stopRequested: true)
                 return nil
-            case .running(let loop):
+            case .running(let running):
                 state = .stopping
-                return loop
+                return running
             }
         }
-        loop?.stop()
+        guard let running else { return }
+        // No more fetches first, so that what is given back is not fetched again by this worker.
+        running.loop.stop()
+        let returned = running.progress.giveBackWaiting { running.policy.maxDeliveries <= $0.deliveryCount }
+        if returned > 0 {
+            store.logger.debug(
+                "stopping: gave back messages whose handlers had not started",
+                metadata: logMetadata.merging(["count": "\(returned)"]) { $1 }
+            )
+        }
+        if let grace = configuration.shutdownGracePeriod {
+            let dispatching = running.dispatching
+            Task {
+                // Ends early when the dispatching ends: nothing is left to cancel then.
+                await withTaskGroup(of: Bool.self) { group in
+                    group.addTask {
+                        (try? await Task.sleep(for: grace)) != nil
+                    }
+                    group.addTask {
+                        await dispatching.value
+                        return false
+                    }
+                    if await group.next() == true { dispatching.cancel() }
+                    group.cancelAll()
+                }
+            }
+        }
     }
 
     var isStopping: Bool {
@@ -173,23 +239,52 @@ public final class Subscription: Service, Sendable {
     private func runUntilStopped() async throws {
         let setup = try await prepare()
         let batchSize = max(1, min(configuration.batchSize, configuration.maxAckPending))
+        let batchesInFlight = configuration.maxAckPending >= 2 * batchSize ? 2 : 1
+        let prefetch = PrefetchBudget(
+            maxBatch: batchSize,
+            concurrency: configuration.maxConcurrentHandlers,
+            batchesInFlight: batchesInFlight,
+            ackWait: configuration.ackWait
+        )
+        let dispatcher = Dispatcher(
+            subscription: self,
+            stream: setup.stream,
+            deadLetterPrefix: setup.deadLetterPrefix,
+            ledger: setup.ledger,
+            prefetch: prefetch
+        )
+        let progress = dispatcher.progress
         let loop = FetchLoop(
             subscription: setup.subscription,
-            batchSize: batchSize,
+            batchSize: { prefetch.batchSize },
             longPoll: configuration.idlePollInterval,
-            maxBatchesInFlight: configuration.maxAckPending >= 2 * batchSize ? 2 : 1,
-            logger: store.logger
+            maxBatchesInFlight: batchesInFlight,
+            logger: store.logger,
+            fetched: { progress.track($0) }
         )
+        // The dispatching runs in a task of its own, so that a stop can cancel it after the
+        // grace period without cancelling the rest of `run()`.
+        let (started, start) = AsyncStream.makeStream(of: Void.self)
+        let dispatching = Task {
+            for await _ in started { break }
+            for await batch in loop.batches {
+                await dispatcher.process(batch)
+                loop.batchDone()
+            }
+        }
+        let running = Running(loop: loop, progress: progress, dispatching: dispatching, policy: dispatcher.policy)
         let stopAtOnce = state.withLock { state -> Bool in
             if case .starting(stopRequested: true) = state {
                 state = .stopping
                 return true
             }
-            state = .running(loop)
+            state = .running(running)
             return false
         }
         resumeStartWaiters()
         if stopAtOnce {
+            start.finish()
+            dispatching.cancel()
             setup.subscription.unsubscribe()
             return
         }
@@ -197,16 +292,16 @@ public final class Subscription: Service, Sendable {
             "subscription started",
             metadata: logMetadata.merging([LogKey.stream: "\(setup.stream)"]) { $1 }
         )
-        let dispatcher = Dispatcher(subscription: self, stream: setup.stream, deadLetterPrefix: setup.deadLetterPrefix)
+        progress.start()
         loop.start()
-        do {
-            dispatcher.progress.start()
-            defer { dispatcher.progress.stop() }
-            for await batch in loop.batches {
-                await dispatcher.process(batch)
-                loop.batchDone()
-            }
+        start.yield()
+        start.finish()
+        await withTaskCancellationHandler {
+            await dispatching.value
+        } onCancel: {
+            dispatching.cancel()
         }
+        progress.stop()
         // Acknowledgements are buffered for a moment; make sure the server has them before
         // returning, so a process that exits right after a graceful shutdown loses none.
         do {
@@ -285,6 +380,7 @@ extension Subscription {
         var subscription: PullSubscription
         /// `<dead-letter subject>.` as an application subject prefix, when dead-lettering.
         var deadLetterPrefix: String?
+        var ledger: AttemptLedger
     }
 
     static func validate(consumer: String, configuration: Configuration, naming: Naming) throws(MessageStoreError) {
@@ -301,6 +397,12 @@ extension Subscription {
             MessageStoreError(code: .invalidConfiguration, message: text, consumer: consumer)
         }
         guard configuration.maxAttempts >= 1 else { throw invalid("maxAttempts must be at least 1") }
+        if let maxDeliveries = configuration.maxDeliveries, maxDeliveries < configuration.maxAttempts {
+            throw invalid("maxDeliveries must be at least maxAttempts (\(configuration.maxAttempts))")
+        }
+        if let grace = configuration.shutdownGracePeriod, grace < .zero {
+            throw invalid("shutdownGracePeriod must not be negative")
+        }
         guard configuration.batchSize >= 1 else { throw invalid("batchSize must be at least 1") }
         guard configuration.maxAckPending >= 1 else { throw invalid("maxAckPending must be at least 1") }
         guard configuration.maxConcurrentHandlers >= 1 else {
@@ -326,13 +428,34 @@ extension Subscription {
             deadLetterPrefix = deadLetter + "."
         }
         let stream = try await ensureStream(covering: filter, purpose: "the subscription filter \(filter)")
+        let consumerInfo = try await ensureConsumer(stream: stream)
+        let replicas = try await store.api.streamInfo(stream).config.numReplicas ?? 1
+        let ledger = try await AttemptLedger.prepare(
+            store: store,
+            stream: stream,
+            consumer: consumer,
+            consumerCreated: consumerInfo.created,
+            replicas: replicas
+        )
+        let subscription = try await PullSubscription.bind(
+            client: store.client,
+            natsFilter: natsFilter,
+            stream: stream,
+            consumer: consumer,
+            acknowledges: true
+        )
+        return Setup(stream: stream, subscription: subscription, deadLetterPrefix: deadLetterPrefix, ledger: ledger)
+    }
 
+    /// Creates the durable consumer, or brings an existing one's settings up to date.
+    private func ensureConsumer(stream: String) async throws(MessageStoreError) -> JetStreamAPI.ConsumerInfo {
         var desired = JetStreamAPI.ConsumerConfig(durableName: consumer)
         desired.filterSubject = natsFilter
         desired.ackWait = configuration.ackWait.nanoseconds
-        // One delivery beyond the attempts: a worker that crashed during the last attempt gets the
-        // message once more, and terminates and dead-letters it without running the handler.
-        desired.maxDeliver = configuration.maxAttempts + 1
+        // Deliveries beyond the attempts: those that never reached a handler do not count as
+        // attempts, and a worker that crashed during the last attempt gets the message once more,
+        // to terminate and dead-letter it without running the handler.
+        desired.maxDeliver = configuration.effectiveMaxDeliveries
         desired.maxAckPending = configuration.maxAckPending
 
         let api = store.api
@@ -356,8 +479,9 @@ extension Subscription {
                 update.maxDeliver = desired.maxDeliver
                 update.maxAckPending = desired.maxAckPending
                 do {
-                    _ = try await api.createOrUpdateDurableConsumer(stream: stream, config: update)
+                    let updated = try await api.createOrUpdateDurableConsumer(stream: stream, config: update)
                     store.logger.info("updated consumer settings", metadata: logMetadata)
+                    return updated
                 } catch {
                     store.logger.warning(
                         "could not update the existing consumer's settings; using them as they are",
@@ -365,22 +489,15 @@ extension Subscription {
                     )
                 }
             }
-        } else {
-            do {
-                _ = try await api.createOrUpdateDurableConsumer(stream: stream, config: desired)
-            } catch {
-                // Another worker may have created it at the same moment.
-                guard try await api.consumerInfo(stream: stream, name: consumer) != nil else { throw error }
-            }
+            return existing
         }
-        let subscription = try await PullSubscription.bind(
-            client: store.client,
-            natsFilter: natsFilter,
-            stream: stream,
-            consumer: consumer,
-            acknowledges: true
-        )
-        return Setup(stream: stream, subscription: subscription, deadLetterPrefix: deadLetterPrefix)
+        do {
+            return try await api.createOrUpdateDurableConsumer(stream: stream, config: desired)
+        } catch {
+            // Another worker may have created it at the same moment.
+            guard let existing = try await api.consumerInfo(stream: stream, name: consumer) else { throw error }
+            return existing
+        }
     }
 
     /// The name of the stream covering `applicationFilter`, created when the store may.

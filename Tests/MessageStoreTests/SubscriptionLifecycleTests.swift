@@ -218,34 +218,50 @@ struct SubscriptionLifecycleTests {
         }
     }
 
-    @Test func messageDeliveredMoreThanTheMaximumIsTerminatedWithoutRunningTheHandler() async throws {
+    /// Delivers the message on `jobs.1` `count` times to a consumer `name` without ever handling or
+    /// acknowledging it, as workers that crashed (or stopped) with it would.
+    private func deliverWithoutAnswering(_ count: Int, consumer name: String, store: MessageStore) async throws {
+        var crashed = JetStreamAPI.ConsumerConfig(durableName: name)
+        crashed.filterSubject = "\(store.prefix).jobs.>"
+        crashed.ackWait = Duration.milliseconds(300).nanoseconds
+        crashed.maxDeliver = 10
+        _ = try await store.api.createOrUpdateDurableConsumer(stream: "\(store.prefix)-jobs", config: crashed)
+        let pull = try await PullSubscription.bind(
+            client: store.client,
+            natsFilter: "\(store.prefix).jobs.>",
+            stream: "\(store.prefix)-jobs",
+            consumer: name,
+            acknowledges: true
+        )
+        var deliveries = 0
+        let deadline = ContinuousClock.now + .seconds(15)
+        while deliveries < count && ContinuousClock.now < deadline {
+            // A blocking fetch, so on a library thread rather than the cooperative pool.
+            let outcome = try await store.client.pool.run { pull.fetch(batch: 1, longPoll: .seconds(1)) }
+            if case .messages(let messages) = outcome {
+                deliveries += messages.count
+            }
+        }
+        #expect(deliveries == count)
+        pull.unsubscribe()
+    }
+
+    @Test func messageWhoseHandlerRanEveryAttemptIsTerminatedWithoutRunningTheHandler() async throws {
         try await withStore { store, _ in
             try await store.ensureStream("jobs")
-            // A worker that crashes during every attempt: it takes the message and never answers.
-            var crashed = JetStreamAPI.ConsumerConfig(durableName: "crashy")
-            crashed.filterSubject = "\(store.prefix).jobs.>"
-            crashed.ackWait = Duration.milliseconds(300).nanoseconds
-            crashed.maxDeliver = 10
-            _ = try await store.api.createOrUpdateDurableConsumer(stream: "\(store.prefix)-jobs", config: crashed)
-            let pull = try await PullSubscription.bind(
-                client: store.client,
-                natsFilter: "\(store.prefix).jobs.>",
+            try await store.publish(Counter(value: 1), to: "jobs.1")
+            // Workers that died during each of the three attempts: three deliveries, and the
+            // three runs recorded before the handler started, as a worker records them.
+            try await deliverWithoutAnswering(3, consumer: "crashy", store: store)
+            let consumer = try #require(try await store.api.consumerInfo(stream: "\(store.prefix)-jobs", name: "crashy"))
+            let ledger = try await AttemptLedger.prepare(
+                store: store,
                 stream: "\(store.prefix)-jobs",
                 consumer: "crashy",
-                acknowledges: true
+                consumerCreated: consumer.created,
+                replicas: 1
             )
-            try await store.publish(Counter(value: 1), to: "jobs.1")
-            var deliveries = 0
-            let deadline = ContinuousClock.now + .seconds(15)
-            while deliveries < 3 && ContinuousClock.now < deadline {
-                // A blocking fetch, so on a library thread rather than the cooperative pool.
-                let outcome = try await store.client.pool.run { pull.fetch(batch: 1, longPoll: .seconds(1)) }
-                if case .messages(let messages) = outcome {
-                    deliveries += messages.count
-                }
-            }
-            #expect(deliveries == 3)
-            pull.unsubscribe()
+            try await ledger.record(runs: 3, sequence: 1)
 
             let ran = Recorder<Int>()
             var configuration = Subscription.Configuration()
@@ -267,6 +283,43 @@ struct SubscriptionLifecycleTests {
             let letter = try #require(try await store.lastMessageRaw(on: "dlq.jobs.1"))
             #expect(letter.headers[DeadLetterHeader.cause] == "too-many-deliveries")
             #expect(letter.headers[DeadLetterHeader.attempts] == "4")
+        }
+    }
+
+    @Test func deliveriesThatNeverReachedAHandlerUseUpNoAttempt() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("jobs")
+            try await store.publish(Counter(value: 1), to: "jobs.1")
+            // Delivered three times (as many as the attempts), never handled: prefetched by
+            // workers that stopped or crashed before its turn.
+            try await deliverWithoutAnswering(3, consumer: "unstarted", store: store)
+
+            let ran = Recorder<(attempt: Int, last: Bool)>()
+            var configuration = Subscription.Configuration()
+            configuration.deadLetterSubject = "dlq"
+            configuration.ackWait = .milliseconds(300)
+            configuration.retrySchedule = .fixed(.milliseconds(50))
+            let worker = try store.subscription(
+                to: "jobs.>",
+                consumer: "unstarted",
+                handlers: MessageHandlers().handling(Counter.self) { message in
+                    ran.record((message.attempt, message.isLastAttempt))
+                    if !message.isLastAttempt { throw HandlerFailure() }
+                },
+                configuration: configuration
+            )
+            try await withRunning(worker) {
+                try await ran.wait(forCount: 3)
+                try await waitUntil("acknowledged") {
+                    try await store.consumerInfo("unstarted", category: "jobs").numAckPending == 0
+                }
+            }
+            #expect(ran.events.map(\.attempt) == [1, 2, 3])
+            #expect(ran.events.map(\.last) == [false, false, true])
+            #expect(try await store.lastMessageRaw(on: "dlq.jobs.1") == nil, "a healthy message was dead-lettered")
+            let info = try await store.consumerInfo("unstarted", category: "jobs")
+            #expect(info.delivered.streamSeq == 1)
+            #expect(info.numPending == 0)
         }
     }
 

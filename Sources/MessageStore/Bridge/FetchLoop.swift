@@ -10,7 +10,10 @@ import Logging
 final class FetchLoop: @unchecked Sendable {
     // @unchecked: the mutable fields are guarded by `condition`.
     private let subscription: PullSubscription
-    private let batchSize: Int
+    /// The most messages to take in the next request; asked before each one.
+    private let batchSize: @Sendable () -> Int
+    /// Told of every batch on the fetch thread, before it is handed to Swift.
+    private let fetched: @Sendable ([FetchedMessage]) -> Void
     private let longPoll: Duration
     private let maxBatchesInFlight: Int
     private let logger: Logger
@@ -24,13 +27,15 @@ final class FetchLoop: @unchecked Sendable {
 
     init(
         subscription: PullSubscription,
-        batchSize: Int,
+        batchSize: @escaping @Sendable () -> Int,
         longPoll: Duration,
         maxBatchesInFlight: Int = 2,
-        logger: Logger
+        logger: Logger,
+        fetched: @escaping @Sendable ([FetchedMessage]) -> Void = { _ in }
     ) {
         self.subscription = subscription
         self.batchSize = batchSize
+        self.fetched = fetched
         self.longPoll = longPoll
         self.maxBatchesInFlight = maxBatchesInFlight
         self.logger = logger
@@ -77,8 +82,9 @@ final class FetchLoop: @unchecked Sendable {
             condition.unlock()
             if stop { return }
 
-            switch subscription.fetch(batch: batchSize, longPoll: drained ? longPoll : nil) {
+            switch subscription.fetch(batch: max(batchSize(), 1), longPoll: drained ? longPoll : nil) {
             case .messages(let messages):
+                fetched(messages)
                 if failures > 0 {
                     logger.notice("fetching resumed", metadata: metadata)
                     failures = 0

@@ -59,10 +59,12 @@ extension JetStreamAPI {
         var numRedelivered: Int
         var numWaiting: Int
         var numPending: UInt64
+        /// When the consumer was created (RFC 3339), as the server says it.
+        var created: String?
 
         enum CodingKeys: String, CodingKey {
             case streamName = "stream_name"
-            case name, config, delivered
+            case name, config, delivered, created
             case ackFloor = "ack_floor"
             case numAckPending = "num_ack_pending"
             case numRedelivered = "num_redelivered"

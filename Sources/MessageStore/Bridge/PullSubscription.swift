@@ -164,7 +164,17 @@ final class FetchedMessage: Sendable {
     let timestamp: Int64
     /// Where acknowledgements go; nil for a consumer that takes none.
     private let replySubject: String?
-    private let settled = Mutex(false)
+    private let phase = Mutex(Phase.waiting)
+
+    /// Where a fetched message is in the worker.
+    enum Phase {
+        /// Fetched, its handler not started.
+        case waiting
+        /// Taken by the dispatcher.
+        case started
+        /// Acknowledged, negatively acknowledged or terminated.
+        case settled
+    }
 
     /// Copies what Swift needs out of `message`, which stays the caller's; `previous`, the
     /// message before it in the batch, lends its subject when they are the same.
@@ -207,17 +217,43 @@ final class FetchedMessage: Sendable {
     /// Acknowledges, negatively acknowledges or terminates the message; only the first call counts.
     @discardableResult
     func settle(_ settlement: Settlement) -> MessageStoreError? {
-        let first = settled.withLock { (done: inout Bool) -> Bool in
-            defer { done = true }
-            return !done
+        let first = phase.withLock { (phase: inout Phase) -> Bool in
+            defer { phase = .settled }
+            return phase != .settled
         }
         guard first else { return nil }
         return send(settlement.word, operation: "acknowledging message \(streamSequence)")
     }
 
+    /// Takes a waiting message for dispatch; false when it was given back (or settled) already.
+    func start() -> Bool {
+        phase.withLock { phase in
+            guard phase == .waiting else { return false }
+            phase = .started
+            return true
+        }
+    }
+
+    /// Gives the message back to the server at once (`-NAK`) if its handler has not started.
+    /// - Returns: Whether it was given back.
+    @discardableResult
+    func giveBackIfWaiting() -> Bool {
+        let waiting = phase.withLock { phase in
+            guard phase == .waiting else { return false }
+            phase = .settled
+            return true
+        }
+        if waiting { _ = send(Settlement.nak(delay: .zero).word, operation: "returning message \(streamSequence)") }
+        return waiting
+    }
+
+    var isSettled: Bool {
+        phase.withLock { $0 == .settled }
+    }
+
     /// Tells the server the message is still being worked on (`+WPI`), resetting its ack timer.
     func reportProgress() {
-        guard !settled.withLock({ $0 }) else { return }
+        guard !isSettled else { return }
         _ = send("+WPI", operation: "reporting progress on message \(streamSequence)")
     }
 

@@ -8,7 +8,8 @@ import Logging
 #endif
 
 /// Runs the per-message pipeline of a subscription: parse → handler lookup → typed decode →
-/// handler → acknowledge, retry later, or terminate and dead-letter.
+/// handler → acknowledge, retry later, or terminate and dead-letter. What to do at each step is
+/// ``DeliveryPolicy``'s decision; this type carries it out.
 final class Dispatcher: Sendable {
     let subscription: Subscription
     let stream: String
@@ -16,13 +17,24 @@ final class Dispatcher: Sendable {
     let decoder: BodyDecoder
     let metrics: SubscriptionMetrics
     let progress: ProgressReporter
+    let policy: DeliveryPolicy
+    let ledger: AttemptLedger
+    let prefetch: PrefetchBudget
     private let configuration: Subscription.Configuration
     private let logger: Logger
 
-    init(subscription: Subscription, stream: String, deadLetterPrefix: String?) {
+    init(
+        subscription: Subscription,
+        stream: String,
+        deadLetterPrefix: String?,
+        ledger: AttemptLedger,
+        prefetch: PrefetchBudget
+    ) {
         self.subscription = subscription
         self.stream = stream
         self.deadLetterPrefix = deadLetterPrefix
+        self.ledger = ledger
+        self.prefetch = prefetch
         configuration = subscription.configuration
         logger = subscription.store.logger
         decoder = Envelope.makeDispatchDecoder(for: subscription.handlers)
@@ -30,6 +42,7 @@ final class Dispatcher: Sendable {
         progress = ProgressReporter(
             interval: configuration.progressInterval ?? configuration.ackWait / 3
         )
+        policy = subscription.configuration.deliveryPolicy
     }
 
     /// Processes a fetched batch; once the subscription is stopping, messages not yet started go
@@ -37,10 +50,6 @@ final class Dispatcher: Sendable {
     func process(_ batch: [FetchedMessage]) async {
         if configuration.maxConcurrentHandlers == 1 {
             for message in batch {
-                if subscription.isStopping {
-                    message.settle(.nak(delay: .zero))
-                    continue
-                }
                 await process(message)
             }
             return
@@ -52,8 +61,8 @@ final class Dispatcher: Sendable {
                     await group.next()
                     running -= 1
                 }
-                if subscription.isStopping {
-                    message.settle(.nak(delay: .zero))
+                if subscription.isStopping && !isServersLastDelivery(message) {
+                    message.giveBackIfWaiting()
                     continue
                 }
                 group.addTask { await self.process(message) }
@@ -62,80 +71,114 @@ final class Dispatcher: Sendable {
         }
     }
 
+    /// Whether the server will not deliver `message` again if it is given back.
+    func isServersLastDelivery(_ message: FetchedMessage) -> Bool {
+        message.deliveryCount >= policy.maxDeliveries
+    }
+
     func process(_ message: FetchedMessage) async {
+        // Given back already (the worker is stopping), or taken by another path.
+        guard message.start() else { return }
         let naming = subscription.store.naming
         let subject = naming.applicationSubject(message.natsSubject)
-        let attempt = message.deliveryCount
         // Log metadata is built only when a line is actually logged: swift-log takes it as an
         // autoclosure, and formatting it for every message would cost more than dispatching it.
         var log = LogContext(
             consumer: subscription.consumer,
             subject: subject,
             sequence: message.streamSequence,
-            attempt: attempt
+            attempt: message.deliveryCount
         )
 
-        if attempt > configuration.maxAttempts {
-            await giveUp(
-                message,
-                subject: subject,
-                type: nil,
-                cause: .tooManyDeliveries,
-                reason: "delivered \(attempt) times, more than the \(configuration.maxAttempts) attempts allowed "
-                    + "(a worker probably stopped during the last attempt)",
-                log: log
-            )
-            return
-        }
-
-        let envelope: Envelope.Dispatched
+        var dispatched: Envelope.Dispatched?
+        let envelope: DeliveryPolicy.Envelope
         do throws(Envelope.DispatchFailure) {
-            envelope = try Envelope.decodeForDispatch(message.body, using: decoder)
+            let decoded = try Envelope.decodeForDispatch(message.body, using: decoder)
+            dispatched = decoded
+            envelope =
+                subscription.handlers.table[decoded.type] != nil && decoded.payload != nil
+                ? .handled(type: decoded.type) : .unknownType(decoded.type)
         } catch {
             switch error {
-            case .malformedEnvelope(let detail):
-                await giveUp(
-                    message,
-                    subject: subject,
-                    type: nil,
-                    cause: .malformedEnvelope,
-                    reason:
-                        "not a valid envelope (a JSON object with a string \"type\" and an object \"data\"): \(detail)",
-                    log: log
-                )
-            case .undecodableData(let type, let detail):
-                await giveUp(
-                    message,
-                    subject: subject,
-                    type: type,
-                    cause: .undecodableData,
-                    reason: "the data of the \(type) message does not decode: \(detail)",
-                    log: log
+            case .malformedEnvelope(let detail): envelope = .malformed(detail: detail)
+            case .undecodableData(let type, let detail): envelope = .undecodable(type: type, detail: detail)
+            }
+        }
+        log.type = dispatched?.type
+
+        var recordedRuns: Int? = 0
+        if DeliveryPolicy.needsRecordedRuns(deliveryCount: message.deliveryCount) {
+            do {
+                recordedRuns = try await ledger.recordedRuns(sequence: message.streamSequence)
+            } catch {
+                recordedRuns = nil
+                logger.warning(
+                    "could not read how often this message ran",
+                    metadata: log.metadata.merging([LogKey.error: "\(error)"]) { $1 }
                 )
             }
-            return
         }
-        log.type = envelope.type
-
-        guard let handler = subscription.handlers.table[envelope.type], let payload = envelope.payload else {
-            switch configuration.unknownTypes.action {
-            case .acknowledge:
-                logger.debug("no handler for this message type; acknowledged and skipped", metadata: log.metadata)
-                message.settle(.ack)
-                metrics.skipped.increment()
-            case .deadLetter:
-                await giveUp(
-                    message,
-                    subject: subject,
-                    type: envelope.type,
-                    cause: .unknownType,
-                    reason: "no handler for message type \(envelope.type)",
-                    log: log
-                )
+        let facts = DeliveryPolicy.Facts(
+            deliveryCount: message.deliveryCount,
+            recordedRuns: recordedRuns,
+            envelope: envelope,
+            stopping: subscription.isStopping
+        )
+        switch policy.admit(facts) {
+        case .returnUnstarted:
+            report(message.settle(.nak(delay: .zero)), log)
+        case .postpone(let delay):
+            report(message.settle(.nak(delay: delay)), log)
+        case .skip:
+            logger.debug("no handler for this message type; acknowledged and skipped", metadata: log.metadata)
+            report(message.settle(.ack), log)
+            metrics.skipped.increment()
+        case .terminate(let cause, let reason):
+            await giveUp(message, subject: subject, type: dispatched?.type, cause: cause, reason: reason, log: log)
+        case .run(let attempt, let isLastAttempt, let recordBeforeRunning):
+            guard let dispatched, let payload = dispatched.payload,
+                let handler = subscription.handlers.table[dispatched.type]
+            else { return }
+            log.attempt = attempt
+            if recordBeforeRunning {
+                do {
+                    try await ledger.record(runs: attempt, sequence: message.streamSequence)
+                } catch {
+                    logger.warning(
+                        "could not record that this message runs; offering it again later",
+                        metadata: log.metadata.merging([LogKey.error: "\(error)"]) { $1 }
+                    )
+                    report(message.settle(.nak(delay: configuration.retrySchedule.delay(afterAttempt: 1))), log)
+                    return
+                }
             }
-            return
+            await run(
+                handler,
+                payload: payload,
+                envelope: dispatched,
+                message: message,
+                subject: subject,
+                attempt: attempt,
+                isLastAttempt: isLastAttempt,
+                recorded: recordBeforeRunning,
+                log: log
+            )
         }
+    }
 
+    /// Runs the handler of an admitted message and settles it as the policy says.
+    private func run(
+        _ handler: AnyMessageHandler,
+        payload: any MessagePayload,
+        envelope: Envelope.Dispatched,
+        message: FetchedMessage,
+        subject: String,
+        attempt: Int,
+        isLastAttempt: Bool,
+        recorded: Bool,
+        log: LogContext
+    ) async {
+        var log = log
         let termination = TerminationRequest()
         let context = DeliveryContext(
             type: envelope.type,
@@ -146,13 +189,13 @@ final class Dispatcher: Sendable {
             headers: message.headers,
             attempt: attempt,
             maxAttempts: configuration.maxAttempts,
+            isLastAttempt: isLastAttempt,
             stream: stream,
             consumer: subscription.consumer,
             termination: termination
         )
         let typeMetrics = metrics.forType(envelope.type)
         logger.trace("handling message", metadata: log.metadata)
-        let token = progress.begin(message)
         let started = ContinuousClock.now
         var failure: (any Error)?
         do {
@@ -160,51 +203,61 @@ final class Dispatcher: Sendable {
         } catch {
             failure = error
         }
-        progress.end(token)
-        typeMetrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        let duration = ContinuousClock.now - started
+        typeMetrics.duration.recordNanoseconds(duration.nanoseconds)
+        prefetch.record(duration)
 
+        let outcome: DeliveryPolicy.Outcome
         if let termination = failure as? MessageTermination {
-            await giveUp(
-                message,
-                subject: subject,
-                type: envelope.type,
-                cause: .terminatedByHandler,
-                reason: termination.reason,
-                log: log
-            )
+            outcome = .terminated(reason: termination.reason)
         } else if let failure {
-            typeMetrics.failed.increment()
-            log.error = "\(failure)"
-            if attempt >= configuration.maxAttempts {
-                await giveUp(
-                    message,
-                    subject: subject,
-                    type: envelope.type,
-                    cause: .handlerFailed,
-                    reason: "the handler failed on attempt \(attempt) of \(configuration.maxAttempts): \(failure)",
-                    log: log
-                )
-            } else {
-                let delay = configuration.retrySchedule.delay(afterAttempt: attempt)
-                logger.warning(
-                    "handler failed; retrying later",
-                    metadata: log.metadata.merging(["delay": "\(delay)"]) { $1 }
-                )
-                report(message.settle(.nak(delay: delay)), log)
-                typeMetrics.retried.increment()
-            }
+            // Cancelled by the worker (shutdown deadline) or its task: not the message's fault.
+            outcome = Task.isCancelled ? .interrupted : .failed(description: "\(failure)")
         } else if let reason = termination.requestedReason {
-            await giveUp(
-                message,
-                subject: subject,
-                type: envelope.type,
-                cause: .terminatedByHandler,
-                reason: reason,
-                log: log
-            )
+            outcome = .terminated(reason: reason)
         } else {
+            outcome = .succeeded
+        }
+
+        switch policy.settle(attempt: attempt, isLastAttempt: isLastAttempt, recorded: recorded, outcome: outcome) {
+        case .ack:
             report(message.settle(.ack), log)
             typeMetrics.handled.increment()
+        case .retry(let delay, let record):
+            typeMetrics.failed.increment()
+            log.error = failure.map { "\($0)" }
+            if let record {
+                do {
+                    try await ledger.record(runs: record, sequence: message.streamSequence)
+                } catch {
+                    // The next delivery reads no run for this one: one more attempt, never fewer.
+                    logger.warning(
+                        "could not record the failed attempt",
+                        metadata: log.metadata.merging(["record_error": "\(error)"]) { $1 }
+                    )
+                }
+            }
+            logger.warning(
+                "handler failed; retrying later",
+                metadata: log.metadata.merging(["delay": "\(delay)"]) { $1 }
+            )
+            report(message.settle(.nak(delay: delay)), log)
+            typeMetrics.retried.increment()
+        case .giveBack(let record):
+            if let record {
+                // In a task of its own: this task is cancelled, and the write must still go out.
+                let ledger = ledger
+                let sequence = message.streamSequence
+                try? await Task { try await ledger.record(runs: record, sequence: sequence) }.value
+            }
+            logger.notice("handler interrupted by the stop; message given back", metadata: log.metadata)
+            report(message.settle(.nak(delay: .zero)), log)
+        case .terminate(let cause, let reason):
+            if case .handlerFailed = cause {
+                typeMetrics.failed.increment()
+                log.error = failure.map { "\($0)" }
+            }
+            await giveUp(message, subject: subject, type: envelope.type, cause: cause, reason: reason, log: log)
         }
     }
 
@@ -270,7 +323,8 @@ struct LogContext {
     let consumer: String
     let subject: String
     let sequence: UInt64
-    let attempt: Int
+    /// The delivery count until the attempt is known.
+    var attempt: Int
     var type: String?
     var error: String?
 

@@ -1,30 +1,25 @@
 import Synchronization
 
-/// Sends "still working" (`+WPI`) for every message whose handler has run longer than one
-/// interval, once per interval, so the server does not redeliver it to another worker meanwhile.
+/// Keeps every message a worker holds alive on the server: each fetched message not yet settled,
+/// whether its handler runs or it still waits for one, gets "still working" (`+WPI`) once per
+/// interval, so the server does not redeliver it meanwhile. It also gives the waiting ones back
+/// when the worker stops.
 ///
 /// One loop serves the whole subscription, on a thread of its own: handlers that keep every
 /// thread of the cooperative pool busy (synchronous, CPU-bound work) are the ones that run long,
-/// and they must not hold their own reports back. Starting and ending a handler only touches a
-/// small locked table, so fast handlers cost almost nothing.
+/// and they must not hold their own reports back. Messages are registered a fetched batch at a
+/// time and dropped once all of a batch is settled, so a message costs nothing here on its way
+/// through the dispatcher.
 final class ProgressReporter: @unchecked Sendable {
-    // @unchecked: `stopping` is guarded by `wakeUp`; the table is behind its Mutex.
-    struct Token: Hashable {
-        fileprivate let id: UInt64
-    }
-
-    private struct Entry {
-        var message: FetchedMessage
-        var started: ContinuousClock.Instant
-    }
-
-    private struct State {
-        var nextID: UInt64 = 0
-        var running: [UInt64: Entry] = [:]
+    // @unchecked: `stopping` is guarded by `wakeUp`; the batches are behind their Mutex.
+    private struct Batch {
+        var messages: [FetchedMessage]
+        /// When the server last heard about these messages: their fetch, then each report.
+        var reported: ContinuousClock.Instant
     }
 
     let interval: Duration
-    private let state = Mutex(State())
+    private let batches = Mutex<[Batch]>([])
     /// Guards `stopping` and wakes the reporting thread when it is set.
     private let wakeUp = ConditionLock()
     private var stopping = false
@@ -33,16 +28,29 @@ final class ProgressReporter: @unchecked Sendable {
         self.interval = interval
     }
 
-    func begin(_ message: FetchedMessage) -> Token {
-        state.withLock { state in
-            state.nextID &+= 1
-            state.running[state.nextID] = Entry(message: message, started: .now)
-            return Token(id: state.nextID)
-        }
+    /// Registers messages just fetched: the server's ack timer for them started now.
+    func track(_ messages: [FetchedMessage]) {
+        guard !messages.isEmpty else { return }
+        let batch = Batch(messages: messages, reported: .now)
+        batches.withLock { $0.append(batch) }
     }
 
-    func end(_ token: Token) {
-        _ = state.withLock { $0.running.removeValue(forKey: token.id) }
+    /// Gives back at once every registered message whose handler has not started, except those
+    /// `keep` says must stay (the server would not deliver them again).
+    /// - Returns: How many were given back.
+    @discardableResult
+    func giveBackWaiting(except keep: (FetchedMessage) -> Bool) -> Int {
+        let messages = batches.withLock { $0.flatMap(\.messages) }
+        var count = 0
+        for message in messages where !keep(message) && message.giveBackIfWaiting() {
+            count += 1
+        }
+        return count
+    }
+
+    /// The messages registered and not settled yet.
+    var unsettledCount: Int {
+        batches.withLock { $0.reduce(0) { $0 + $1.messages.count { !$0.isSettled } } }
     }
 
     /// Starts reporting, every `interval / 2`, on a thread of its own, until ``stop()``.
@@ -66,15 +74,26 @@ final class ProgressReporter: @unchecked Sendable {
             _ = wakeUp.wait(nanoseconds: tick)
             if stopping { break }
             wakeUp.unlock()
-            let now = ContinuousClock.now
-            let due = state.withLock { state in
-                state.running.values.filter { now - $0.started >= interval }.map(\.message)
-            }
-            for message in due {
-                message.reportProgress()
-            }
+            reportDue(now: .now)
             wakeUp.lock()
         }
         wakeUp.unlock()
+    }
+
+    /// Reports the unsettled messages of every batch not heard of for an interval, and forgets
+    /// batches that are all settled.
+    func reportDue(now: ContinuousClock.Instant) {
+        let due = batches.withLock { batches -> [FetchedMessage] in
+            batches.removeAll { batch in batch.messages.allSatisfy(\.isSettled) }
+            var due: [FetchedMessage] = []
+            for index in batches.indices where now - batches[index].reported >= interval {
+                due += batches[index].messages
+                batches[index].reported = now
+            }
+            return due
+        }
+        for message in due {
+            message.reportProgress()
+        }
     }
 }

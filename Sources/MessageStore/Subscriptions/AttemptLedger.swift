@@ -1,0 +1,117 @@
+/// Where a worker records how many times a message's handler ran, so that attempts count runs,
+/// not deliveries (``DeliveryPolicy`` says when it is read and written).
+///
+/// It is a JetStream key-value bucket, `message-store-attempts` (with `-<prefix>` for a store
+/// with a prefix), one key per message that was redelivered or failed:
+/// `<stream>.<consumer>.<consumer's creation time>.<stream sequence>`, whose value is the count in
+/// decimal. The creation time keeps a consumer deleted and created again (or a stream created
+/// again, whose sequences start over) from reading an old count. Keys expire after a week; a
+/// first delivery that succeeds, the common case, never touches the bucket.
+struct AttemptLedger: Sendable {
+    let store: MessageStore
+    /// The bucket's stream, `KV_<bucket>`.
+    let ledgerStream: String
+    /// `$KV.<bucket>.<stream>.<consumer>.<created>.`
+    let keyPrefix: String
+
+    /// How long a count is kept.
+    static let retention: Duration = .seconds(7 * 24 * 3_600)
+
+    static func bucketName(prefix: String) -> String {
+        prefix.isEmpty ? "message-store-attempts" : "message-store-attempts-" + escapeBucketName(prefix)
+    }
+
+    /// Makes sure the bucket exists (with `replicas`, the consumed stream's replicas, when it has
+    /// to create it) and returns the ledger of one consumer.
+    static func prepare(
+        store: MessageStore,
+        stream: String,
+        consumer: String,
+        consumerCreated: String?,
+        replicas: Int
+    ) async throws(MessageStoreError) -> AttemptLedger {
+        let bucket = bucketName(prefix: store.naming.prefix)
+        let ledgerStream = "KV_" + bucket
+        let api = store.api
+        do {
+            _ = try await api.streamInfo(ledgerStream)
+        } catch where error.jetStreamErrorCode == 10059 {
+            var config = JetStreamAPI.StreamConfig(name: ledgerStream)
+            config.subjects = ["$KV.\(bucket).>"]
+            config.maxAge = retention.nanoseconds
+            config.maxMsgsPerSubject = 1
+            config.storage = "file"
+            config.numReplicas = min(max(replicas, 1), 5)
+            config.allowRollupHdrs = true
+            config.denyDelete = true
+            config.allowDirect = true
+            do {
+                _ = try await api.createStream(config)
+            } catch {
+                // Another worker may have created it at the same moment.
+                _ = try await api.streamInfo(ledgerStream)
+            }
+        }
+        let created = escapeKeyToken(consumerCreated ?? "unknown")
+        return AttemptLedger(
+            store: store,
+            ledgerStream: ledgerStream,
+            keyPrefix: "$KV.\(bucket).\(escapeKeyToken(stream)).\(escapeKeyToken(consumer)).\(created)."
+        )
+    }
+
+    /// The runs recorded for the message at `sequence`: 0 when none.
+    func recordedRuns(sequence: UInt64) async throws(MessageStoreError) -> Int {
+        let subject = keyPrefix + String(sequence)
+        guard let entry = try await store.client.lastMessage(stream: ledgerStream, natsSubject: subject, subject: subject)
+        else { return 0 }
+        return Int(String(decoding: entry.body, as: UTF8.self)) ?? 0
+    }
+
+    /// Records that the message at `sequence` has run `runs` times.
+    func record(runs: Int, sequence: UInt64) async throws(MessageStoreError) {
+        let subject = keyPrefix + String(sequence)
+        let publication = Publication(
+            subject: subject,
+            natsSubject: subject,
+            body: Array(String(runs).utf8),
+            headers: MessageHeaders()
+        )
+        _ = try await store.publish(publication, timeout: store.configuration.publishTimeout)
+    }
+
+    /// Bucket names take letters, digits, `-` and `_`: every other byte, and `_` itself, is
+    /// written `_xx` (its value in hex), so different prefixes never share a bucket.
+    static func escapeBucketName(_ text: String) -> String {
+        escape(text, marker: UInt8(ascii: "_")) { byte in
+            byte == UInt8(ascii: "-") || isLetterOrDigit(byte)
+        }
+    }
+
+    /// Key tokens take letters, digits, `-`, `_` and `/`: every other byte, and `=` itself, is
+    /// written `=xx`, so a token never contains a `.` and different names never meet.
+    static func escapeKeyToken(_ text: String) -> String {
+        escape(text, marker: UInt8(ascii: "=")) { byte in
+            byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "/") || isLetterOrDigit(byte)
+        }
+    }
+
+    private static func isLetterOrDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
+    private static func escape(_ text: String, marker: UInt8, keeps: (UInt8) -> Bool) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            if keeps(byte) && byte != marker {
+                bytes.append(byte)
+            } else {
+                bytes += [marker, hex[Int(byte >> 4)], hex[Int(byte & 0x0f)]]
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
