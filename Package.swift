@@ -85,6 +85,18 @@ let package = Package(
             dependencies: ["ExampleSupport", "MessageStore"],
             path: "Examples/RetryAndTermination",
         ),
+        // A worker process that the fault tests start, kill and stop.
+        .executableTarget(
+            name: "FaultWorker",
+            dependencies: [
+                "MessageStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/FaultWorker",
+            swiftSettings: upcomingFeatures
+        ),
         .testTarget(
             name: "MessageStoreCLITests",
             dependencies: ["message-store", "MessageStore", "MessageStoreTesting"],
@@ -94,6 +106,7 @@ let package = Package(
             name: "MessageStoreTests",
             dependencies: [
                 "MessageStore",
+                "FaultWorker",
                 "MessageStoreTesting",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
