@@ -4,7 +4,7 @@ One scenario, one repetition; prints one JSON result line.
 
     python bench.py <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K]
 
-Scenarios: publish_sync, publish_pipelined, consume, poison, replay, latency, memory.
+Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory.
 consume, replay and memory expect N BenchEvent messages already stored on bench.events.1.
 """
 
@@ -91,6 +91,25 @@ async def run(args):
         if args.scenario == "memory":
             result["rss_bytes"] = proc_status("VmHWM")
             result["rss_bytes_at_50k"] = state["rss_at_sample"]
+
+    elif args.scenario == "consume_slow":
+        done = asyncio.Event()
+        seen = set()
+        state = {"handled": 0}
+
+        async def handle_slowly(message):
+            await asyncio.sleep(0.005)
+            state["handled"] += 1
+            seen.add(message.data["id"])
+            if len(seen) == n:
+                done.set()
+
+        worker = store.create_subscription("bench.>", "bench-worker", handlers={"BenchEvent": handle_slowly})
+        start = time.perf_counter()
+        worker.start()
+        await done.wait()
+        result["seconds"] = time.perf_counter() - start
+        result["handled_twice"] = state["handled"] - len(seen)
 
     elif args.scenario == "poison":
         await store.ensure_stream("dead")

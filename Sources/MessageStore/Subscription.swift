@@ -141,7 +141,7 @@ public final class Subscription: Service, Sendable {
         configuration: Configuration
     ) throws(MessageStoreError) {
         natsFilter = try store.naming.filterSubject(filter)
-        try Self.validate(consumer: consumer, configuration: configuration, naming: store.naming)
+        try Self.validate(consumer: consumer, filter: filter, configuration: configuration, naming: store.naming)
         self.store = store
         self.filter = filter
         self.consumer = consumer
@@ -302,6 +302,19 @@ public final class Subscription: Service, Sendable {
             dispatching.cancel()
         }
         progress.stop()
+        guard isStopping else {
+            // Fetching ended by itself: the connection closed for good. Saying so beats
+            // returning as if stopped, which would leave a service with a worker that does nothing.
+            let error = MessageStoreError(
+                code: .connectionClosed,
+                message: "the subscription \(consumer) on \(filter) cannot go on: the connection to the server "
+                    + "closed for good",
+                subject: filter,
+                consumer: consumer
+            )
+            store.logger.error("subscription cannot go on", metadata: logMetadata.merging([LogKey.error: "\(error)"]) { $1 })
+            throw error
+        }
         // Acknowledgements are buffered for a moment; make sure the server has them before
         // returning, so a process that exits right after a graceful shutdown loses none.
         do {
@@ -383,7 +396,12 @@ extension Subscription {
         var ledger: AttemptLedger
     }
 
-    static func validate(consumer: String, configuration: Configuration, naming: Naming) throws(MessageStoreError) {
+    static func validate(
+        consumer: String,
+        filter: String,
+        configuration: Configuration,
+        naming: Naming
+    ) throws(MessageStoreError) {
         do {
             try SubjectRules.validateCategory(consumer)
         } catch {
@@ -417,6 +435,13 @@ extension Subscription {
         }
         if let deadLetter = configuration.deadLetterSubject {
             _ = try naming.publishSubject(deadLetter)
+            // Dead letters of this worker would be delivered to it again, and so on forever.
+            if SubjectOverlap.overlaps(deadLetter + ".>", filter) {
+                throw invalid(
+                    "the dead-letter subject \(deadLetter) is inside the filter \(filter): its dead letters would "
+                        + "come back to this worker; choose a dead-letter subject outside the filter"
+                )
+            }
         }
     }
 

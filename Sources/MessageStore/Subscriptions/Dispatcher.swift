@@ -285,15 +285,27 @@ final class Dispatcher: Sendable {
                 reason: reason
             )
             do {
-                let ack = try await letter.publish(to: deadLetterPrefix + subject, store: subscription.store)
+                let stored = try await letter.publish(withPrefix: deadLetterPrefix, store: subscription.store)
                 typeMetrics.deadLettered.increment()
                 logger.info(
                     "message dead-lettered",
                     metadata: log.metadata.merging([
-                        "dead_letter.subject": "\(deadLetterPrefix + subject)",
-                        "dead_letter.sequence": "\(ack.sequence)",
+                        "dead_letter.subject": "\(stored.subject)",
+                        "dead_letter.sequence": "\(stored.ack.sequence)",
                     ]) { $1 }
                 )
+                if let forged = stored.forgedSequence {
+                    logger.warning(
+                        "another message was stored under this dead letter's id; stored the real one under an id of its own",
+                        metadata: log.metadata.merging(["dead_letter.forged_sequence": "\(forged)"]) { $1 }
+                    )
+                }
+                if let reduced = stored.reduced {
+                    logger.warning(
+                        "the dead letter is reduced",
+                        metadata: log.metadata.merging(["reason": "\(reduced)"]) { $1 }
+                    )
+                }
             } catch {
                 // Not terminated, so it is not lost: the server offers it again later.
                 logger.error(

@@ -2,7 +2,7 @@
 //
 //   SwiftBench <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K] [--schedule zero|default]
 //
-// Scenarios: publish_sync, publish_pipelined, consume, poison, replay, latency, memory.
+// Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory.
 // consume, replay and memory expect N BenchEvent messages already stored on bench.events.1
 // (Benchmarks/run stores them with the C tool, so every implementation reads identical bytes).
 
@@ -83,6 +83,7 @@ struct BenchResult: Encodable {
     var rss_bytes: Int?
     var rss_bytes_at_50k: Int?
     var schedule: String?
+    var handled_twice: Int?
 }
 
 func fail(_ message: String) -> Never {
@@ -205,6 +206,26 @@ func run(_ options: Options) async throws -> BenchResult {
             result.rss_bytes = procStatus("VmHWM")
             result.rss_bytes_at_50k = rssAtSample.withLock { $0 }
         }
+
+    case "consume_slow":
+        let handled = Mutex((count: 0, ids: Set<Int>()))
+        let seen = Countdown(target: n)
+        let worker = try store.subscription(
+            to: "bench.>",
+            consumer: "bench-worker",
+            handlers: MessageHandlers().handling(BenchEvent.self) { message in
+                try await Task.sleep(for: .milliseconds(5))
+                let first = handled.withLock { state in
+                    state.count += 1
+                    return state.ids.insert(message.data.id).inserted
+                }
+                if first { _ = seen.tick() }
+            }
+        )
+        let start = clock.now
+        try await withWorker(worker) { await seen.wait() }
+        result.seconds = seconds(clock.now - start)
+        result.handled_twice = handled.withLock { $0.count - $0.ids.count }
 
     case "poison":
         var configuration = Subscription.Configuration()
