@@ -167,6 +167,34 @@ public final class NATSTestServer: Sendable {
         try await start(timeout: timeout)
     }
 
+    /// Kills the server with SIGKILL, as a crash would, keeping its store: ``start(timeout:)``
+    /// brings it back on the same port and store.
+    public func crash() async {
+        guard let process = state.withLock({ $0.process }) else { return }
+        if process.isRunning {
+            _ = kill(process.processIdentifier, SIGKILL)
+        }
+        await Self.waitForExit(process)
+        Self.forgetProcessIdentifier(process.processIdentifier)
+        state.withLock { $0.process = nil }
+    }
+
+    /// Freezes the server with SIGSTOP: it holds its connections and answers nothing until
+    /// ``thaw()``.
+    public func freeze() {
+        if let pid = processIdentifier { _ = kill(pid, SIGSTOP) }
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    public func thaw() {
+        if let pid = processIdentifier { _ = kill(pid, SIGCONT) }
+    }
+
+    /// Waits for `process` to exit on a thread of its own, not the cooperative pool.
+    private static func waitForExit(_ process: Process) async {
+        await ChildProcess.blocking { process.waitUntilExit() }
+    }
+
     /// The last lines of the server's log, for failure messages.
     public func logTail(lines: Int = 30) -> String {
         guard let logFile = state.withLock({ $0.logFile }),
