@@ -182,13 +182,14 @@ struct DeliveryFaultTests {
             // Its first run went unrecorded (first deliveries record nothing); the three recorded
             // runs are the attempts, then it was terminated without running again.
             #expect(log.poisonRuns == [1, 1, 2, 3], "poison runs: \(log.poisonRuns)")
-            #expect(selfKills == 4)
+            // Each of its runs killed the process (a kill of ours may have met one that was dying).
+            #expect(selfKills <= log.poisonRuns.count)
             let missing = (1...UInt64(total)).filter { $0 != UInt64(poisonIndex) && log.handled[$0] == nil }
             #expect(missing.isEmpty, "never handled: \(missing.prefix(20))")
             #expect(log.unexplainedAttempts.isEmpty, "\(log.unexplainedAttempts.prefix(10))")
             // A kill can interrupt the one handler running, or land between a handler's end and
             // its acknowledgement: at most one message handled twice per kill.
-            #expect(log.duplicates <= externalKills + selfKills, "handled twice: \(log.duplicates)")
+            #expect(log.duplicates <= externalKills + log.poisonRuns.count, "handled twice: \(log.duplicates)")
             let info = try await store.consumerInfo("crashy", category: "jobs")
             #expect(info.numPending == 0)
             #expect(info.numAckPending == 0)

@@ -22,7 +22,7 @@ struct ToolAPITests {
             #expect(consumers.map(\.name) == ["w"])
             #expect(consumers.first?.stream == "\(store.prefix)-orders")
             #expect(consumers.first?.filter == "\(store.prefix).orders.>")
-            #expect(consumers.first?.maxDeliver == 4)
+            #expect(consumers.first?.maxDeliver == 3 + 20)
             await #expect(throws: MessageStoreError.self) { try await store.consumers(of: "nothing") }
         }
     }

@@ -8,8 +8,9 @@
 /// - the peer's headers are copied only when well formed, and never those the library or the
 ///   server own (`Nats-*`, `MessageStore-*`, in any letter case), so none can be smuggled in or
 ///   stand before the library's own;
-/// - a subject too long for the server is replaced by `<dead-letter subject>.subject-too-long.<sequence>`
-///   (the original subject is in a header);
+/// - a subject too long for the server is replaced by
+///   `<dead-letter subject>.<category>.subject-too-long.<sequence>` (the original subject is in a
+///   header);
 /// - a copy the stream refuses (too large, say) is replaced by a reduced one: the library's
 ///   headers, no body, and a header saying what was left out;
 /// - an acknowledgement that says "duplicate" is checked: a message stored under the same id by
@@ -96,9 +97,14 @@ struct DeadLetter {
     /// The dead letter's application subject: `<prefix><original>`, or a short one when that is
     /// too long for the server.
     static func subject(prefix: String, original: String, sequence: UInt64, naming: Naming) -> String {
+        func fits(_ subject: String) -> Bool {
+            naming.subjectPrefix.utf8.count + subject.utf8.count <= maxSubjectBytes
+        }
         let natural = prefix + original
-        if naming.subjectPrefix.utf8.count + natural.utf8.count <= maxSubjectBytes { return natural }
-        return prefix + "subject-too-long.\(sequence)"
+        if fits(natural) { return natural }
+        // The category kept where it fits, so that readers of `<prefix><category>.>` see it too.
+        let inCategory = prefix + Naming.category(of: original) + ".subject-too-long.\(sequence)"
+        return fits(inCategory) ? inCategory : prefix + "subject-too-long.\(sequence)"
     }
 
     /// The headers of the copy: the peer's that are well formed and not the library's or the
