@@ -227,6 +227,14 @@ public final class Subscription: Service, Sendable {
         }
     }
 
+    /// How many fetched messages the running subscription keeps for progress reports (tests).
+    var keptMessageCount: Int? {
+        state.withLock { state in
+            if case .running(let running) = state { return running.progress.keptCount }
+            return nil
+        }
+    }
+
     var isStopping: Bool {
         state.withLock { state in
             switch state {

@@ -280,6 +280,29 @@ struct DeliveryFaultTests {
         }
     }
 
+    @Test func settledMessagesAreNotKeptForProgressReports() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("jobs")
+            let total = 5_000
+            for result in await store.publish(contentsOf: (1...total).map { OutgoingMessage(FaultJob(value: $0), to: "jobs.\($0)") }) {
+                _ = try result.get()
+            }
+            let handled = Recorder<Int>()
+            let worker = try store.subscription(
+                to: "jobs.>",
+                consumer: "light",
+                handlers: MessageHandlers().handling(FaultJob.self) { handled.record($0.data.value) }
+            )
+            try await withRunning(worker) {
+                try await handled.wait(forCount: total, timeout: .seconds(60))
+                // Long before the first progress report (ten seconds): at most the batches still
+                // in flight (two of 256) and the one being forgotten are kept, not every batch.
+                let kept = try #require(worker.keptMessageCount)
+                #expect(kept <= 3 * 256, "kept \(kept) messages of \(total)")
+            }
+        }
+    }
+
     @Test func aHandlerStillRunningAfterTheGracePeriodIsCancelledAndItsMessageGivenBack() async throws {
         try await withStore { store, _ in
             try await store.ensureStream("jobs")

@@ -32,7 +32,18 @@ final class ProgressReporter: @unchecked Sendable {
     func track(_ messages: [FetchedMessage]) {
         guard !messages.isEmpty else { return }
         let batch = Batch(messages: messages, reported: .now)
-        batches.withLock { $0.append(batch) }
+        batches.withLock { batches in
+            // Batches done with go at once, not at the next report: a fast worker fetches many
+            // between two reports, and each holds its messages' bodies.
+            Self.forgetSettled(&batches)
+            batches.append(batch)
+        }
+    }
+
+    /// Drops the batches whose messages are all settled. Each check stops at the first message
+    /// still held, so a message is looked at about once after it is settled.
+    private static func forgetSettled(_ batches: inout [Batch]) {
+        batches.removeAll { batch in batch.messages.allSatisfy(\.isSettled) }
     }
 
     /// Gives back at once every registered message whose handler has not started, except those
@@ -48,9 +59,9 @@ final class ProgressReporter: @unchecked Sendable {
         return count
     }
 
-    /// The messages registered and not settled yet.
-    var unsettledCount: Int {
-        batches.withLock { $0.reduce(0) { $0 + $1.messages.count { !$0.isSettled } } }
+    /// How many messages the reporter keeps, settled ones of batches not yet forgotten included.
+    var keptCount: Int {
+        batches.withLock { $0.reduce(0) { $0 + $1.messages.count } }
     }
 
     /// Starts reporting, every `interval / 2`, on a thread of its own, until ``stop()``.
@@ -84,7 +95,7 @@ final class ProgressReporter: @unchecked Sendable {
     /// batches that are all settled.
     func reportDue(now: ContinuousClock.Instant) {
         let due = batches.withLock { batches -> [FetchedMessage] in
-            batches.removeAll { batch in batch.messages.allSatisfy(\.isSettled) }
+            Self.forgetSettled(&batches)
             var due: [FetchedMessage] = []
             for index in batches.indices where now - batches[index].reported >= interval {
                 due += batches[index].messages
