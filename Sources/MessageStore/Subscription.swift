@@ -472,7 +472,6 @@ extension Subscription {
         )
         let subscription = try await PullSubscription.bind(
             client: store.client,
-            natsFilter: natsFilter,
             stream: stream,
             consumer: consumer,
             acknowledges: true

@@ -153,6 +153,45 @@ struct DeadLetterHardeningTests {
         }
     }
 
+    @Test(arguments: ["409 Consumer Deleted", "404 No Messages", "408 Request Timeout", "100 Idle Heartbeat"])
+    func storedMessagesThatLookLikeServerStatusesAreDeadLetteredAndStallNothing(_ status: String) async throws {
+        try await withStore { store, server in
+            try await store.ensureStream("jobs")
+            try await store.ensureStream("dlq")
+            // An empty body and a status line for a header block: what the server's own status
+            // messages look like, but stored in the stream.
+            try await RawNATSPeer.publish(
+                port: server.port,
+                subject: "\(store.prefix).jobs.1",
+                headerBlock: "NATS/1.0 \(status)\r\n\r\n",
+                body: []
+            )
+            #expect(try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1, "the peer's message was not stored")
+            try await store.publish(Counter(value: 2), to: "jobs.2")
+            let handled = Recorder<Int>()
+            var configuration = Subscription.Configuration()
+            configuration.deadLetterSubject = "dlq"
+            let worker = try store.subscription(
+                to: "jobs.>",
+                consumer: "statuses",
+                handlers: MessageHandlers().handling(Counter.self) { handled.record($0.data.value) },
+                configuration: configuration
+            )
+            let took = try await elapsed {
+                try await withRunning(worker) {
+                    try await handled.wait(forCount: 1, timeout: .seconds(10))
+                    try await waitUntil("the dead letter", timeout: .seconds(10)) {
+                        try await store.lastMessageRaw(on: "dlq.jobs.1") != nil
+                    }
+                }
+            }
+            #expect(handled.events == [2])
+            let letter = try #require(try await store.lastMessageRaw(on: "dlq.jobs.1"))
+            #expect(letter.headers[DeadLetterHeader.cause] == "malformed-envelope")
+            #expect(took < .seconds(3), "fetching stalled: \(took)")
+        }
+    }
+
     @Test func aDeadLetterSubjectInsideTheFilterIsRefused() async throws {
         try await withStore { store, _ in
             for (filter, deadLetter, refused) in [

@@ -228,7 +228,6 @@ struct SubscriptionLifecycleTests {
         _ = try await store.api.createOrUpdateDurableConsumer(stream: "\(store.prefix)-jobs", config: crashed)
         let pull = try await PullSubscription.bind(
             client: store.client,
-            natsFilter: "\(store.prefix).jobs.>",
             stream: "\(store.prefix)-jobs",
             consumer: name,
             acknowledges: true

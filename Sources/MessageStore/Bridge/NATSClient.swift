@@ -67,6 +67,13 @@ final class NATSClient: @unchecked Sendable {
         return try body(jetStream)
     }
 
+    /// Calls `body` with the connection that sends at once (see ``PromptConnection``), or the
+    /// main one; the pointer must not escape.
+    func withPromptConnection<R, E: Error>(_ body: (OpaquePointer) throws(E) -> R) throws(E) -> R {
+        if let prompt { return try prompt.withConnection(body) }
+        return try body(connection)
+    }
+
     // MARK: Connecting
 
     static func connect(

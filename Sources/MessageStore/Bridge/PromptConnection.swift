@@ -71,6 +71,11 @@ final class PromptConnection: @unchecked Sendable {
         return try await inbox.publish(publication, timeout: timeout)
     }
 
+    /// Calls `body` with this connection; the pointer must not escape.
+    func withConnection<R, E: Error>(_ body: (OpaquePointer) throws(E) -> R) throws(E) -> R {
+        try body(connection)
+    }
+
     /// Calls `body` with this connection's JetStream context; the pointer must not escape.
     func withJetStream<R, E: Error>(_ body: (OpaquePointer) throws(E) -> R) throws(E) -> R {
         try body(jetStream)

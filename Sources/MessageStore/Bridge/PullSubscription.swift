@@ -9,73 +9,90 @@ import Synchronization
     import Darwin
 #endif
 
-/// Owns one `natsSubscription` bound to an existing durable pull consumer.
+/// Pulls messages from an existing JetStream consumer: a subscription on an inbox of its own,
+/// and pull requests (`CONSUMER.MSG.NEXT`) whose replies come back to it.
+///
+/// The requests are made here rather than by cnats' fetch, which takes any delivered message
+/// with an empty body and a status-like first header line (`NATS/1.0 409 …`) for one of the
+/// server's status messages: a peer could store such a message and it would never be handled
+/// or dead-lettered, and stall fetching meanwhile. Here a message that carries a JetStream
+/// acknowledgement subject (`$JS.ACK.…`) is a stored message, whatever its headers say; only
+/// messages without one are the server's statuses, and only those answering the current request
+/// count.
 ///
 /// Only the subscription's fetch thread calls ``fetch(batch:longPoll:)``; any thread may call
 /// ``unsubscribe()``, which wakes a blocked fetch. The C subscription is destroyed in `deinit`,
 /// which runs only after every ``FetchedMessage`` (each holds a reference) is gone, so the
 /// connection they acknowledge through outlives them.
 final class PullSubscription: @unchecked Sendable {
-    // @unchecked: the pointer is immutable; cnats subscriptions are thread-safe for
-    // unsubscribe-while-fetching, and fetch is called from one thread only.
+    // @unchecked: the pointer is immutable and cnats subscriptions are thread-safe for
+    // unsubscribe-while-fetching; `requests` is touched by the one fetch thread only.
     private let subscription: OpaquePointer
     let client: NATSClient
     let stream: String
     let consumer: String
     /// Whether the consumer expects acknowledgements, so messages keep their reply subjects.
     let acknowledges: Bool
+    /// `<inbox>.`: request n is answered on `<inbox>.<n>`.
+    private let replyPrefix: String
+    private let requestSubject: String
+    private var requests: UInt64 = 0
 
     private init(
         subscription: OpaquePointer,
+        replyPrefix: String,
         client: NATSClient,
         stream: String,
         consumer: String,
         acknowledges: Bool
     ) {
         self.subscription = subscription
+        self.replyPrefix = replyPrefix
         self.client = client
         self.stream = stream
         self.consumer = consumer
         self.acknowledges = acknowledges
+        requestSubject = "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(consumer)"
     }
 
     deinit {
         natsSubscription_Destroy(subscription)
     }
 
-    /// Binds to the durable consumer `consumer` of `stream`, which must already exist.
+    /// Subscribes to receive from the consumer `consumer` of `stream`, which must already exist.
     static func bind(
         client: NATSClient,
-        natsFilter: String,
         stream: String,
         consumer: String,
         acknowledges: Bool
     ) async throws(MessageStoreError) -> PullSubscription {
         try await client.pool.run { () throws(MessageStoreError) -> PullSubscription in
-            var options = jsSubOptions()
-            jsSubOptions_Init(&options)
+            let context = ClientErrors.Context(
+                operation: "subscribing to consumer \(consumer)",
+                stream: stream,
+                consumer: consumer
+            )
+            var inbox: UnsafeMutablePointer<natsInbox>?
+            let created = natsInbox_Create(&inbox)
+            guard created == NATS_OK, let inbox else { throw ClientErrors.make(created, context) }
+            let name = String(cString: inbox)
+            natsInbox_Destroy(inbox)
             var subscription: OpaquePointer?
-            var errorCode = jsErrCode(rawValue: 0)
-            let status = stream.withCString { streamName in
-                consumer.withCString { consumerName in
-                    options.Stream = streamName
-                    options.Consumer = consumerName
-                    options.ManualAck = true
-                    // Fetch requests go out at once; acknowledgements go on the main connection.
-                    return client.withPromptJetStream { jetStream in
-                        js_PullSubscribe(&subscription, jetStream, natsFilter, consumerName, nil, &options, &errorCode)
-                    }
-                }
+            // Requests and their replies go over the connection that sends at once;
+            // acknowledgements go on the main connection.
+            var status = client.withPromptConnection { connection in
+                natsConnection_SubscribeSync(&subscription, connection, name + ".*")
             }
-            guard status == NATS_OK, let subscription else {
-                throw ClientErrors.make(
-                    status,
-                    jetStreamCode: errorCode,
-                    .init(operation: "subscribing to consumer \(consumer)", stream: stream, consumer: consumer)
-                )
+            guard status == NATS_OK, let subscription else { throw ClientErrors.make(status, context) }
+            // A fetch takes at most a batch; the batch, not cnats' default limits, bounds what waits.
+            status = natsSubscription_SetPendingLimits(subscription, -1, -1)
+            guard status == NATS_OK else {
+                natsSubscription_Destroy(subscription)
+                throw ClientErrors.make(status, context)
             }
             return PullSubscription(
                 subscription: subscription,
+                replyPrefix: name + ".",
                 client: client,
                 stream: stream,
                 consumer: consumer,
@@ -99,42 +116,108 @@ final class PullSubscription: @unchecked Sendable {
     ///   - longPoll: nil to return at once with what is available; otherwise wait up to this long
     ///     for the first message (the batch is then 1, so a lone message is not held back).
     func fetch(batch: Int, longPoll: Duration?) -> FetchOutcome {
-        var request = jsFetchRequest()
-        jsFetchRequest_Init(&request)
+        requests &+= 1
+        let reply = replyPrefix + String(requests)
+        let wanted: Int
+        let request: String
+        let wait: Duration
         if let longPoll {
-            request.Batch = 1
-            request.Expires = longPoll.nanoseconds
+            wanted = 1
+            request = "{\"batch\":1,\"expires\":\(longPoll.nanoseconds)}"
+            // The server ends the request with a 408 when it expires; this is only a bound.
+            wait = longPoll + .seconds(1)
         } else {
-            // The server answers a no-wait request at once; Expires only bounds how long the
-            // client waits for that answer (cnats would otherwise not wait for it at all).
-            request.Batch = Int32(clamping: batch)
-            request.NoWait = true
-            request.Expires = Duration.seconds(5).nanoseconds
+            wanted = max(batch, 1)
+            request = "{\"batch\":\(wanted),\"no_wait\":true}"
+            // The server answers a no-wait request at once; this only bounds the wait for it.
+            wait = .seconds(5)
         }
-        var list = natsMsgList()
-        let status = natsSubscription_FetchRequest(&list, subscription, &request)
-        defer { natsMsgList_Destroy(&list) }
-        switch status {
-        case NATS_OK:
-            // Everything is copied out here, on the fetch thread, and the C messages are destroyed
-            // together with the list: destroying them one by one elsewhere would contend with
-            // cnats' own collector thread on every message.
-            var messages: [FetchedMessage] = []
-            messages.reserveCapacity(Int(list.Count))
-            for index in 0..<Int(list.Count) {
-                guard let message = list.Msgs[index] else { continue }
-                messages.append(FetchedMessage(copying: message, owner: self, previous: messages.last))
+        var body = request
+        let sent = body.withUTF8 { bytes in
+            client.withPromptConnection { connection in
+                natsConnection_PublishRequest(connection, requestSubject, reply, bytes.baseAddress, Int32(bytes.count))
             }
-            return .messages(messages)
-        case NATS_NOT_FOUND, NATS_TIMEOUT:
-            return .empty
-        case NATS_INVALID_SUBSCRIPTION, NATS_CONNECTION_CLOSED:
-            return .finished
+        }
+        switch sent {
+        case NATS_OK: break
+        case NATS_CONNECTION_CLOSED: return .finished
+        default: return .failed(failure(sent))
+        }
+
+        let deadline = ContinuousClock.now + wait
+        var messages: [FetchedMessage] = []
+        while messages.count < wanted {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { break }
+            var message: OpaquePointer?
+            let status = natsSubscription_NextMsg(&message, subscription, max(remaining.milliseconds, 1))
+            switch status {
+            case NATS_OK:
+                guard let message else { continue }
+                defer { natsMsg_Destroy(message) }
+                switch classify(message, reply: reply) {
+                case .stored:
+                    messages.append(FetchedMessage(copying: message, owner: self, previous: messages.last))
+                case .other:
+                    continue
+                case .requestEnded:
+                    return messages.isEmpty ? .empty : .messages(messages)
+                case .refused(let error):
+                    return messages.isEmpty ? .failed(error) : .messages(messages)
+                }
+            case NATS_TIMEOUT:
+                return messages.isEmpty ? .empty : .messages(messages)
+            case NATS_INVALID_SUBSCRIPTION, NATS_CONNECTION_CLOSED:
+                return messages.isEmpty ? .finished : .messages(messages)
+            default:
+                return messages.isEmpty ? .failed(failure(status)) : .messages(messages)
+            }
+        }
+        return messages.isEmpty ? .empty : .messages(messages)
+    }
+
+    private enum Arrival {
+        /// A message of the stream: it carries its acknowledgement subject.
+        case stored
+        /// The server's end of the current request: no more messages (404), expired (408).
+        case requestEnded
+        /// The server refused the current request (409 and others).
+        case refused(MessageStoreError)
+        /// A heartbeat, or the status of an earlier request.
+        case other
+    }
+
+    /// Tells a stored message from the server's status messages by its reply subject, never by
+    /// its headers (a stored message may carry any header a peer wrote).
+    private func classify(_ message: OpaquePointer, reply: String) -> Arrival {
+        if let replySubject = natsMsg_GetReply(message), strncmp(replySubject, "$JS.ACK.", 8) == 0 {
+            return .stored
+        }
+        // A status is addressed to the request it answers; one for an earlier request is late.
+        guard let subject = natsMsg_GetSubject(message), strcmp(subject, reply) == 0 else { return .other }
+        var value: UnsafePointer<CChar>?
+        guard natsMsgHeader_Get(message, "Status", &value) == NATS_OK, let value else { return .other }
+        let code = Int(String(cString: value)) ?? 0
+        switch code {
+        case 100: return .other
+        case 404, 408: return .requestEnded
         default:
-            return .failed(
-                ClientErrors.make(status, .init(operation: "fetching messages", stream: stream, consumer: consumer))
+            var descriptionValue: UnsafePointer<CChar>?
+            _ = natsMsgHeader_Get(message, "Description", &descriptionValue)
+            let description = descriptionValue.map { String(cString: $0) } ?? "status \(code)"
+            return .refused(
+                MessageStoreError(
+                    code: .serverError,
+                    message: "fetching messages from consumer \(consumer) failed: the server answered \(code) \(description)",
+                    stream: stream,
+                    consumer: consumer
+                )
             )
         }
+    }
+
+    private func failure(_ status: natsStatus) -> MessageStoreError {
+        ClientErrors.make(status, .init(operation: "fetching messages", stream: stream, consumer: consumer))
     }
 
     /// Stops the subscription; a fetch blocked on another thread returns at once. Harmless to repeat.

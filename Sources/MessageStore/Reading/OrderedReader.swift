@@ -101,7 +101,6 @@ final class OrderedReader: Sendable {
         if let subscription = current.subscription { return subscription }
         let subscription = try await PullSubscription.bind(
             client: store.client,
-            natsFilter: natsFilter,
             stream: stream,
             consumer: current.consumerName,
             acknowledges: false
