@@ -161,6 +161,18 @@ public final class NATSTestServer: Sendable {
         }
     }
 
+    /// Kills the server with SIGKILL, as a crash or a pulled plug would, and waits for the process
+    /// to end. The store and the port are kept, so ``start(timeout:)`` brings the same server back.
+    public func crash() {
+        guard let process = state.withLock({ $0.process }) else { return }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+        Self.forgetProcessIdentifier(process.processIdentifier)
+        state.withLock { $0.process = nil }
+    }
+
     /// Stops the server but keeps its store, then starts it again on the same port.
     public func restart(timeout: Duration = .seconds(10)) async throws {
         try await terminate(timeout: timeout)

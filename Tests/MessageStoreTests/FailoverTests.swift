@@ -1,0 +1,144 @@
+import Foundation
+import MessageStore
+import MessageStoreTesting
+import Testing
+
+@testable import MessageStore
+
+@Suite("Failover: publishes ride out a stream leader election")
+struct FailoverTests {
+    /// What one publish of the run saw.
+    struct Outcome: Sendable {
+        var value: Int
+        var result: Result<PublishAck, MessageStoreError>
+        /// When it started and ended, after the run's start.
+        var started: Duration
+        var ended: Duration
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func awaitedPublishesRideOutTheStreamLeaderKilledWithSIGKILL() async throws {
+        let cluster = try NATSTestCluster()
+        try await cluster.start()
+        do {
+            try await publishWhileTheLeaderIsKilled(cluster)
+            try await cluster.stop()
+        } catch {
+            try? await cluster.stop()
+            throw error
+        }
+    }
+
+    private func connectStore(_ urls: [String], prefix: String) async throws -> MessageStore {
+        var configuration = NATSConnection.Configuration(servers: urls)
+        configuration.reconnect.wait = .milliseconds(100)
+        configuration.requestTimeout = .seconds(3)
+        let connection = try await NATSConnection.connect(configuration, logger: testLogger)
+        return try MessageStore(connection: connection, prefix: prefix, createMissingStreams: true, logger: testLogger)
+    }
+
+    private func publishWhileTheLeaderIsKilled(_ cluster: NATSTestCluster) async throws {
+        let prefix = uniquePrefix("failover")
+        let admin = try await connectStore(cluster.urls, prefix: prefix)
+        var options = StreamOptions()
+        options.replicas = 3
+        // The cluster elects its JetStream leader shortly after starting.
+        let stream = try await retrying("creating a 3-replica stream") {
+            try await admin.ensureStream("orders", options: options)
+        }
+        let leader = try await cluster.leader(ofStream: stream.name, in: admin)
+        let follower = try #require(cluster.servers.first { $0 !== leader })
+        // One publisher's connection is to the node that dies (cnats learns the others from the
+        // cluster and reconnects); the other's to a node that survives.
+        let onLeader = try await connectStore([leader.url], prefix: prefix)
+        let onFollower = try await connectStore([follower.url], prefix: prefix)
+
+        let rate = 200
+        let before = Duration.seconds(3)
+        let after = Duration.seconds(12)
+        let total = Int(((before + after) / .seconds(1)) * Double(rate))
+        let outcomes = Recorder<Outcome>()
+        let clock = ContinuousClock()
+        let start = clock.now
+        var killedAt = Duration.zero
+        let electedAt = Recorder<Duration>()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var killed = false
+            for value in 1...total {
+                let due = start + .milliseconds(1000 * (value - 1) / rate)
+                try await clock.sleep(until: due)
+                if !killed, clock.now >= start + before {
+                    killed = true
+                    leader.crash()
+                    killedAt = clock.now - start
+                    group.addTask {
+                        // How long the election took, as an operator would see it.
+                        let next = try await cluster.leader(ofStream: stream.name, in: admin)
+                        #expect(next !== leader)
+                        electedAt.record(clock.now - start)
+                    }
+                }
+                let store = value.isMultiple(of: 2) ? onLeader : onFollower
+                group.addTask {
+                    let began = clock.now - start
+                    let result: Result<PublishAck, MessageStoreError>
+                    do {
+                        result = .success(
+                            try await store.publish(Counter(value: value), to: "orders.\(value % 10)", id: "order-\(value)")
+                        )
+                    } catch let error as MessageStoreError {
+                        result = .failure(error)
+                    }
+                    let ended = clock.now - start
+                    outcomes.record(Outcome(value: value, result: result, started: began, ended: ended))
+                }
+            }
+            try await group.waitForAll()
+        }
+
+        let seen = outcomes.events
+        let failures = seen.compactMap { outcome -> (Int, MessageStoreError)? in
+            if case .failure(let error) = outcome.result { return (outcome.value, error) }
+            return nil
+        }
+        var byKind: [String: Int] = [:]
+        for (_, error) in failures {
+            byKind["\(error.code) \(error.jetStreamErrorCode.map(String.init) ?? "-")", default: 0] += 1
+        }
+        let slowest = seen.map { $0.ended - $0.started }.max() ?? .zero
+        print(
+            "failover: \(seen.count) publishes at \(rate)/s, leader \(leader.port) killed at \(killedAt), "
+                + "new leader seen at \(electedAt.events.first.map { "\($0)" } ?? "never"); slowest publish \(slowest); errors \(failures.count) \(byKind)"
+        )
+        for (value, error) in failures.prefix(5) {
+            print("failover: publish \(value) failed: \(error)")
+        }
+        #expect(seen.count == total)
+        #expect(failures.count == 0)
+
+        // An independent reader on a surviving node: every acknowledged message is there.
+        let reader = try await connectStore([follower.url], prefix: prefix)
+        var stored: [UInt64: Int] = [:]
+        var copies: [Int: Int] = [:]
+        for try await message in reader.messages(on: "orders.>") {
+            let value = try message.decode(as: Counter.self).value
+            stored[message.sequence] = value
+            copies[value, default: 0] += 1
+        }
+        let acknowledged = seen.compactMap { outcome -> (Int, PublishAck)? in
+            if case .success(let ack) = outcome.result { return (outcome.value, ack) }
+            return nil
+        }
+        let missing = acknowledged.filter { value, ack in stored[ack.sequence] != value }
+        let duplicates = copies.filter { $0.value > 1 }
+        print(
+            "failover: \(acknowledged.count) acknowledged, \(stored.count) stored, \(missing.count) missing, "
+                + "\(duplicates.count) stored twice \(duplicates.keys.sorted().prefix(20))"
+        )
+        #expect(missing.isEmpty)
+        #expect(Set(acknowledged.map(\.1.sequence)).count == acknowledged.count)
+        for store in [admin, onLeader, onFollower, reader] {
+            await store.connection.close()
+        }
+    }
+}
