@@ -29,6 +29,53 @@ struct FailoverTests {
         }
     }
 
+    @Test(.timeLimit(.minutes(1)))
+    func aStreamThatCannotElectALeaderFailsAsUnavailableAfterTheDeadline() async throws {
+        let cluster = try NATSTestCluster()
+        try await cluster.start()
+        do {
+            let prefix = uniquePrefix("unavailable")
+            let admin = try await connectStore(cluster.urls, prefix: prefix)
+            var options = StreamOptions()
+            options.replicas = 3
+            let stream = try await retrying("creating a 3-replica stream") {
+                try await admin.ensureStream("orders", options: options)
+            }
+            // A follower survives: a leader that lost its quorum would take the publish and never
+            // answer it (a timeout) until it notices and steps down.
+            let leader = try await cluster.leader(ofStream: stream.name, in: admin)
+            let survivor = try #require(cluster.servers.first { $0 !== leader })
+            var configuration = MessageStore.Configuration(prefix: prefix)
+            configuration.publishRetry.deadline = .seconds(2)
+            let connection = try await NATSConnection.connect(
+                { var c = NATSConnection.Configuration(url: survivor.url); c.requestTimeout = .seconds(1); return c }(),
+                logger: testLogger
+            )
+            let store = try MessageStore(connection: connection, configuration: configuration, logger: testLogger)
+            try await store.publish(Counter(value: 1), to: "orders.1")
+            // The leader and another replica gone: no quorum to elect a leader, nobody to answer.
+            for server in cluster.servers where server !== survivor { server.crash() }
+            let clock = ContinuousClock()
+            let started = clock.now
+            let error = await #expect(throws: MessageStoreError.self) {
+                try await store.publish(Counter(value: 2), to: "orders.1")
+            }
+            let took = clock.now - started
+            print("unavailable: publish failed after \(took): \(error.map { "\($0)" } ?? "-")")
+            #expect(error?.code == .streamUnavailable)
+            #expect(error?.subject == "orders.1")
+            #expect(error?.message.contains("for orders.1 is temporarily unavailable") == true)
+            #expect(took >= .seconds(2))
+            #expect(took < .seconds(10))
+            await connection.close()
+            await admin.connection.close()
+            try await cluster.stop()
+        } catch {
+            try? await cluster.stop()
+            throw error
+        }
+    }
+
     private func connectStore(_ urls: [String], prefix: String) async throws -> MessageStore {
         var configuration = NATSConnection.Configuration(servers: urls)
         configuration.reconnect.wait = .milliseconds(100)
@@ -77,6 +124,18 @@ struct FailoverTests {
                         #expect(next !== leader)
                         electedAt.record(clock.now - start)
                     }
+                    group.addTask {
+                        // A pipelined batch sent into the election: its slots are sent again.
+                        let began = clock.now - start
+                        let batch = (1...200).map {
+                            OutgoingMessage(Counter(value: 100_000 + $0), to: "orders.batch", id: "batch-\($0)")
+                        }
+                        let results = await onFollower.publish(contentsOf: batch)
+                        let ended = clock.now - start
+                        for (offset, result) in results.enumerated() {
+                            outcomes.record(Outcome(value: 100_001 + offset, result: result, started: began, ended: ended))
+                        }
+                    }
                 }
                 let store = value.isMultiple(of: 2) ? onLeader : onFollower
                 group.addTask {
@@ -107,13 +166,13 @@ struct FailoverTests {
         }
         let slowest = seen.map { $0.ended - $0.started }.max() ?? .zero
         print(
-            "failover: \(seen.count) publishes at \(rate)/s, leader \(leader.port) killed at \(killedAt), "
+            "failover: \(seen.count) publishes (\(total) awaited at \(rate)/s, 200 in a batch), leader \(leader.port) killed at \(killedAt), "
                 + "new leader seen at \(electedAt.events.first.map { "\($0)" } ?? "never"); slowest publish \(slowest); errors \(failures.count) \(byKind)"
         )
         for (value, error) in failures.prefix(5) {
             print("failover: publish \(value) failed: \(error)")
         }
-        #expect(seen.count == total)
+        #expect(seen.count == total + 200)
         #expect(failures.count == 0)
 
         // An independent reader on a surviving node: every acknowledged message is there.
