@@ -102,11 +102,14 @@ extension MessageStore {
                 policy: policy
             )
             if step == .lookUpStream || (step == .giveUp && roundKind == .unavailable && lookups == nil) {
-                let found = await streamLookups(for: pending.lazy.filter { $0.kind == .unavailable }.map(\.publication.natsSubject))
+                let found = await streamLookups(
+                    for: pending.lazy.filter { $0.kind == .unavailable }.map(\.publication.natsSubject)
+                )
                 lookups = found
                 // A subject no stream covers fails now; the others go on.
                 pending.removeAll { item in
-                    guard item.kind == .unavailable, found[item.publication.natsSubject] == PublishRetry.StreamLookup.none,
+                    guard item.kind == .unavailable,
+                        found[item.publication.natsSubject] == PublishRetry.StreamLookup.none,
                         case .failure(let error) = results[item.index]
                     else { return false }
                     results[item.index] = .failure(
@@ -174,7 +177,9 @@ extension MessageStore {
     }
 
     /// Publishes `publications` as one pipelined batch, results in the same order.
-    private func resend(_ publications: [Publication], timeout: Duration) async -> [Result<PublishAck, MessageStoreError>] {
+    private func resend(_ publications: [Publication], timeout: Duration) async -> [Result<
+        PublishAck, MessageStoreError
+    >] {
         let publisher = client.startPipelined(
             count: publications.count,
             timeout: timeout,

@@ -5,7 +5,14 @@ import Testing
 
 @testable import MessageStore
 
-@Suite("Failover: publishes ride out a stream leader election")
+/// Cluster failover tests: three servers, a node killed, thousands of publishes retrying. They
+/// load a two-core machine enough to stall the rest of the parallel suite's timing bounds by
+/// seconds, so scripts/test.sh runs them alone after it
+/// (`MESSAGE_STORE_FAILOVER_TESTS=1 swift test --filter FailoverTests`).
+@Suite(
+    "Failover: publishes ride out a stream leader election (run alone)",
+    .enabled(if: ProcessInfo.processInfo.environment["MESSAGE_STORE_FAILOVER_TESTS"] == "1")
+)
 struct FailoverTests {
     /// What one publish of the run saw.
     struct Outcome: Sendable {
@@ -48,7 +55,9 @@ struct FailoverTests {
             var configuration = MessageStore.Configuration(prefix: prefix)
             configuration.publishRetry.deadline = .seconds(2)
             let connection = try await NATSConnection.connect(
-                { var c = NATSConnection.Configuration(url: survivor.url); c.requestTimeout = .seconds(1); return c }(),
+                {
+                    var c = NATSConnection.Configuration(url: survivor.url); c.requestTimeout = .seconds(1); return c
+                }(),
                 logger: testLogger
             )
             let store = try MessageStore(connection: connection, configuration: configuration, logger: testLogger)
@@ -133,7 +142,9 @@ struct FailoverTests {
                         let results = await onFollower.publish(contentsOf: batch)
                         let ended = clock.now - start
                         for (offset, result) in results.enumerated() {
-                            outcomes.record(Outcome(value: 100_001 + offset, result: result, started: began, ended: ended))
+                            outcomes.record(
+                                Outcome(value: 100_001 + offset, result: result, started: began, ended: ended)
+                            )
                         }
                     }
                 }
@@ -143,7 +154,11 @@ struct FailoverTests {
                     let result: Result<PublishAck, MessageStoreError>
                     do {
                         result = .success(
-                            try await store.publish(Counter(value: value), to: "orders.\(value % 10)", id: "order-\(value)")
+                            try await store.publish(
+                                Counter(value: value),
+                                to: "orders.\(value % 10)",
+                                id: "order-\(value)"
+                            )
                         )
                     } catch let error as MessageStoreError {
                         result = .failure(error)

@@ -13,12 +13,18 @@ struct PublishRetryTests {
     @Test func nothingStoredIsAlwaysRetriedAMaybeStoredMessageOnlyWithAnID() {
         for hasID in [false, true] {
             #expect(PublishRetry.kind(of: Self.error(.noResponders), hasMessageID: hasID) == .unavailable)
-            #expect(PublishRetry.kind(of: Self.error(.serverError, jetStream: 10008), hasMessageID: hasID) == .unavailable)
-            #expect(PublishRetry.kind(of: Self.error(.clientError, jetStream: 10009), hasMessageID: hasID) == .unavailable)
+            #expect(
+                PublishRetry.kind(of: Self.error(.serverError, jetStream: 10008), hasMessageID: hasID) == .unavailable
+            )
+            #expect(
+                PublishRetry.kind(of: Self.error(.clientError, jetStream: 10009), hasMessageID: hasID) == .unavailable
+            )
             // Definite refusals and a closed connection are not retried.
             #expect(PublishRetry.kind(of: Self.error(.serverError, jetStream: 10077), hasMessageID: hasID) == nil)
             #expect(PublishRetry.kind(of: Self.error(.serverError), hasMessageID: hasID) == nil)
-            #expect(PublishRetry.kind(of: Self.error(.wrongExpectedSequence, jetStream: 10071), hasMessageID: hasID) == nil)
+            #expect(
+                PublishRetry.kind(of: Self.error(.wrongExpectedSequence, jetStream: 10071), hasMessageID: hasID) == nil
+            )
             #expect(PublishRetry.kind(of: Self.error(.messageTooLarge), hasMessageID: hasID) == nil)
             #expect(PublishRetry.kind(of: Self.error(.connectionClosed), hasMessageID: hasID) == nil)
             #expect(PublishRetry.kind(of: Self.error(.invalidSubject), hasMessageID: hasID) == nil)
@@ -64,8 +70,17 @@ struct PublishRetryTests {
         let policy = Backoff()
         #expect(policy.deadline == .seconds(15))
         #expect(policy.maxDelay == .seconds(1))
-        #expect((1...4).map(policy.delay(afterAttempt:)) == [.milliseconds(250), .milliseconds(500), .seconds(1), .seconds(1)])
-        let steep = Backoff(maxAttempts: 3, initialDelay: .seconds(1), multiplier: 1e300, maxDelay: .seconds(86_400 * 365))
+        #expect(
+            (1...4).map(policy.delay(afterAttempt:)) == [
+                .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(1),
+            ]
+        )
+        let steep = Backoff(
+            maxAttempts: 3,
+            initialDelay: .seconds(1),
+            multiplier: 1e300,
+            maxDelay: .seconds(86_400 * 365)
+        )
         #expect(steep.delay(afterAttempt: 1_000_000) == .seconds(86_400 * 365))
         let flat = Backoff(maxAttempts: 3, initialDelay: .milliseconds(100), multiplier: 1)
         #expect(flat.delay(afterAttempt: 50) == .milliseconds(100))
@@ -93,8 +108,13 @@ struct PublishRetryTests {
         let policy = Backoff()
         let noResponders = Self.error(.noResponders)
         let none = PublishRetry.finalError(
-            noResponders, kind: .unavailable, lookup: PublishRetry.StreamLookup.none, natsSubject: "dev.orders.1",
-            attempts: 3, elapsed: .milliseconds(760), policy: policy
+            noResponders,
+            kind: .unavailable,
+            lookup: PublishRetry.StreamLookup.none,
+            natsSubject: "dev.orders.1",
+            attempts: 3,
+            elapsed: .milliseconds(760),
+            policy: policy
         )
         #expect(none.code == .noResponders)
         #expect(none.message.hasPrefix("no stream covers dev.orders.1"))
@@ -103,26 +123,43 @@ struct PublishRetryTests {
         #expect(none.subject == "orders.1")
 
         let covered = PublishRetry.finalError(
-            noResponders, kind: .unavailable, lookup: .covered(by: "dev-orders"), natsSubject: "dev.orders.1",
-            attempts: 17, elapsed: .milliseconds(15_020), policy: policy
+            noResponders,
+            kind: .unavailable,
+            lookup: .covered(by: "dev-orders"),
+            natsSubject: "dev.orders.1",
+            attempts: 17,
+            elapsed: .milliseconds(15_020),
+            policy: policy
         )
         #expect(covered.code == .streamUnavailable)
         #expect(covered.isRetriable)
         #expect(covered.stream == "dev-orders")
-        #expect(covered.message.hasPrefix("the stream dev-orders for orders.1 is temporarily unavailable: no responders"))
+        #expect(
+            covered.message.hasPrefix("the stream dev-orders for orders.1 is temporarily unavailable: no responders")
+        )
         #expect(covered.message.contains("15.0 s"))
         #expect(!covered.message.contains("ensureStream"))
 
         let election = PublishRetry.finalError(
-            Self.error(.serverError, jetStream: 10008), kind: .unavailable, lookup: .unknown,
-            natsSubject: "dev.orders.1", attempts: 17, elapsed: .seconds(15), policy: policy
+            Self.error(.serverError, jetStream: 10008),
+            kind: .unavailable,
+            lookup: .unknown,
+            natsSubject: "dev.orders.1",
+            attempts: 17,
+            elapsed: .seconds(15),
+            policy: policy
         )
         #expect(election.code == .streamUnavailable)
         #expect(election.message.contains("JetStream error 10008"))
 
         let timedOut = PublishRetry.finalError(
-            Self.error(.publishTimedOut), kind: .unacknowledged, lookup: nil, natsSubject: "dev.orders.1",
-            attempts: 4, elapsed: .seconds(20), policy: policy
+            Self.error(.publishTimedOut),
+            kind: .unacknowledged,
+            lookup: nil,
+            natsSubject: "dev.orders.1",
+            attempts: 4,
+            elapsed: .seconds(20),
+            policy: policy
         )
         #expect(timedOut.code == .publishTimedOut)
         #expect(timedOut.message.contains("may or may not be stored"))
