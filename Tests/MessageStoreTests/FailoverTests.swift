@@ -192,12 +192,16 @@ struct FailoverTests {
 
         // An independent reader on a surviving node: every acknowledged message is there.
         let reader = try await connectStore([follower.url], prefix: prefix)
-        var stored: [UInt64: Int] = [:]
-        var copies: [Int: Int] = [:]
-        for try await message in reader.messages(on: "orders.>") {
-            let value = try message.decode(as: Counter.self).value
-            stored[message.sequence] = value
-            copies[value, default: 0] += 1
+        // Creating its consumer can time out while the cluster still settles (2.9.10): read again.
+        let (stored, copies) = try await retrying("reading the stream back") {
+            var stored: [UInt64: Int] = [:]
+            var copies: [Int: Int] = [:]
+            for try await message in reader.messages(on: "orders.>") {
+                let value = try message.decode(as: Counter.self).value
+                stored[message.sequence] = value
+                copies[value, default: 0] += 1
+            }
+            return (stored, copies)
         }
         let acknowledged = seen.compactMap { outcome -> (Int, PublishAck)? in
             if case .success(let ack) = outcome.result { return (outcome.value, ack) }
