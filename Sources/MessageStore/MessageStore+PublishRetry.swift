@@ -71,7 +71,7 @@ extension MessageStore {
     /// with theirs in place.
     func retryFailed(
         _ results: [Result<PublishAck, MessageStoreError>],
-        of publications: [Publication?],
+        of messages: [OutgoingMessage],
         timeout: Duration,
         since start: ContinuousClock.Instant
     ) async -> [Result<PublishAck, MessageStoreError>] {
@@ -83,13 +83,20 @@ extension MessageStore {
         while true {
             var pending: [(index: Int, publication: Publication, kind: PublishRetry.Kind)] = []
             for (index, result) in results.enumerated() {
-                guard case .failure(let error) = result, let publication = publications[index],
+                let message = messages[index]
+                guard case .failure(let error) = result,
                     let kind = PublishRetry.kind(
                         of: error,
-                        hasMessageID: publication.headers[MessageHeaderName.messageID] != nil
+                        hasMessageID: message.id != nil || message.headers[MessageHeaderName.messageID] != nil
                     )
                 else { continue }
-                pending.append((index, publication, kind))
+                // Encoded again rather than kept from the first round: a large batch's bodies
+                // are let go once sent.
+                do {
+                    pending.append((index, try makePublication(message), kind))
+                } catch {
+                    results[index] = .failure(error)
+                }
             }
             guard !pending.isEmpty else { return results }
             let roundKind: PublishRetry.Kind =

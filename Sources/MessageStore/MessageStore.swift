@@ -355,13 +355,10 @@ extension MessageStore {
         var chunk: [(Int, Publication)] = []
         chunk.reserveCapacity(chunkSize)
         var previous: Publication?
-        // Kept to send again those that fail for a retriable reason.
-        var publications: [Publication?] = Array(repeating: nil, count: messages.count)
         for (index, message) in messages.enumerated() {
             do {
                 let publication = try makePublication(message, after: previous)
                 chunk.append((index, publication))
-                publications[index] = publication
                 previous = publication
             } catch {
                 publisher.fail(index: index, with: error)
@@ -377,7 +374,7 @@ extension MessageStore {
         nameSubjects(in: &results, of: messages.lazy.map(\.subject))
         return await retryFailed(
             results,
-            of: publications,
+            of: messages,
             timeout: timeout ?? configuration.publishTimeout,
             since: started
         )
