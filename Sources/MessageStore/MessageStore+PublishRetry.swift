@@ -83,8 +83,9 @@ extension MessageStore {
         while true {
             var pending: [(index: Int, publication: Publication, kind: PublishRetry.Kind)] = []
             for (index, result) in results.enumerated() {
+                guard case .failure(let error) = result else { continue }
                 let message = messages[index]
-                guard case .failure(let error) = result,
+                guard
                     let kind = PublishRetry.kind(
                         of: error,
                         hasMessageID: message.id != nil || message.headers[MessageHeaderName.messageID] != nil
