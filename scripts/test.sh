@@ -47,6 +47,9 @@ for server in "$NATS_SERVER_BIN" "$current_server"; do
     swift test --skip-build --skip FaultTests
     echo "test: fault suite on $("$server" --version 2>/dev/null)"
     swift test --skip-build --filter FaultTests
+    # A 3-node cluster whose stream leader is killed under load: alone, as it loads the machine.
+    echo "test: cluster failover on $("$server" --version 2>/dev/null)"
+    MESSAGE_STORE_FAILOVER_TESTS=1 swift test --skip-build --filter FailoverTests
 done
 export NATS_SERVER_BIN=/usr/sbin/nats-server
 [[ -x $NATS_SERVER_BIN ]] || NATS_SERVER_BIN=$current_server

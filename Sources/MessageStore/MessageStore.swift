@@ -24,37 +24,86 @@ public struct MessageStore: Sendable {
         public var createMissingStreams = false
         /// How long to wait for a publish acknowledgement. Defaults to 5 seconds.
         public var publishTimeout: Duration = .seconds(5)
-        /// Retries of a publish that found no stream to answer. Defaults to 3 attempts, 250 ms
-        /// apart at first, doubling.
+        /// How publishes ride out a stream that cannot answer for a while, such as a leader
+        /// election after a server died. Defaults to retrying for up to 15 seconds, 250 ms apart
+        /// at first, doubling up to 1 second; a subject no stream covers fails after 3 attempts.
         public var publishRetry = Backoff()
         /// The most pipelined publishes waiting for their acknowledgement at once.
         /// Defaults to 4,000.
         public var maxPublishesInFlight = 4_000
 
-        /// Exponential backoff between attempts.
+        /// When a publish is sent again, and for how long.
+        ///
+        /// A publish is retried when nothing stored it (no responders; JetStream temporarily
+        /// unavailable, as during a leader election), and, when it has an id (`Nats-Msg-Id`,
+        /// de-duplicated by the stream), also when its acknowledgement did not come in time or
+        /// its connection failed. Other failures are thrown at once. Retrying ends at
+        /// ``deadline``; each attempt waits for its acknowledgement up to the publish timeout.
         public struct Backoff: Sendable, Hashable {
-            /// How many attempts in all (1 means no retry). Defaults to 3.
+            /// How many attempts that found no responders before the store looks for a stream
+            /// covering the subject: when there is none, the publish fails then; when there is
+            /// one, it keeps trying until ``deadline``. Defaults to 3.
             public var maxAttempts: Int = 3
             /// The pause after the first failed attempt. Defaults to 250 ms.
             public var initialDelay: Duration = .milliseconds(250)
             /// How much each pause grows. Defaults to 2.
             public var multiplier: Double = 2
+            /// The longest pause between attempts. Defaults to 1 second.
+            public var maxDelay: Duration = .seconds(1)
+            /// How long after the first attempt the store may still send a retry. Zero means no
+            /// retries. Defaults to 15 seconds: a replicated stream's followers wait a random 4 to
+            /// 9 seconds without their leader before they elect a new one (nats-server's Raft
+            /// election timeout), and elections of a three-replica stream measured 6–9.5 s here.
+            public var deadline: Duration = .seconds(15)
 
             /// Creates the default backoff.
             public init() {}
 
             /// Creates a backoff.
-            public init(maxAttempts: Int, initialDelay: Duration, multiplier: Double = 2) {
+            /// - Parameters:
+            ///   - maxAttempts: Attempts before looking for a stream that covers the subject.
+            ///   - initialDelay: The first pause.
+            ///   - multiplier: How much each pause grows. Defaults to 2.
+            ///   - maxDelay: The longest pause. Defaults to 1 second.
+            ///   - deadline: How long retries may go on. Defaults to 15 seconds.
+            public init(
+                maxAttempts: Int,
+                initialDelay: Duration,
+                multiplier: Double = 2,
+                maxDelay: Duration = .seconds(1),
+                deadline: Duration = .seconds(15)
+            ) {
                 self.maxAttempts = maxAttempts
                 self.initialDelay = initialDelay
                 self.multiplier = multiplier
+                self.maxDelay = maxDelay
+                self.deadline = deadline
             }
 
-            /// The pause after failed attempt number `attempt` (1-based).
+            /// The pause after failed attempt number `attempt` (1-based), at most ``maxDelay``.
             public func delay(afterAttempt attempt: Int) -> Duration {
-                var factor = 1.0
-                for _ in 1..<max(attempt, 1) { factor *= multiplier }
-                return initialDelay * factor
+                var delay = min(initialDelay, maxDelay)
+                var remaining = max(attempt, 1) - 1
+                while remaining > 0, delay < maxDelay {
+                    // In Double nanoseconds, so that a large multiplier cannot overflow Duration.
+                    let next = Double(delay.nanoseconds) * multiplier
+                    delay = next >= Double(maxDelay.nanoseconds) ? maxDelay : .nanoseconds(Int64(next))
+                    remaining -= 1
+                }
+                return delay
+            }
+
+            /// Why this backoff cannot be used, or nil.
+            var problem: String? {
+                if maxAttempts < 1 { return "publishRetry.maxAttempts must be at least 1" }
+                if !multiplier.isFinite || multiplier < 1 {
+                    return "publishRetry.multiplier must be a finite number of at least 1, not \(multiplier)"
+                }
+                for (name, value) in [("initialDelay", initialDelay), ("maxDelay", maxDelay), ("deadline", deadline)]
+                where value < .zero {
+                    return "publishRetry.\(name) must not be negative, not \(value)"
+                }
+                return nil
             }
         }
 
@@ -105,8 +154,8 @@ public struct MessageStore: Sendable {
         logger: Logger = Logger(label: "message-store")
     ) throws(MessageStoreError) {
         naming = try Naming(prefix: configuration.prefix)
-        guard configuration.publishRetry.maxAttempts >= 1 else {
-            throw MessageStoreError(code: .invalidConfiguration, message: "publishRetry.maxAttempts must be at least 1")
+        if let problem = configuration.publishRetry.problem {
+            throw MessageStoreError(code: .invalidConfiguration, message: problem)
         }
         self.connection = connection
         self.configuration = configuration
@@ -220,7 +269,8 @@ extension StreamDescription {
             bytes: info.state.bytes,
             firstSequence: info.state.firstSeq,
             lastSequence: info.state.lastSeq,
-            consumerCount: info.state.consumerCount
+            consumerCount: info.state.consumerCount,
+            leader: info.cluster?.leader
         )
     }
 }
@@ -230,8 +280,9 @@ extension StreamDescription {
 extension MessageStore {
     /// Publishes a typed message and waits for JetStream to store it.
     ///
-    /// When no stream answers (no responders), the publish is retried with
-    /// ``Configuration/publishRetry``; any other failure is thrown at once.
+    /// A publish that nothing stored (no responders, or a stream electing its leader) is sent
+    /// again until ``Configuration/publishRetry``'s deadline; so is one whose acknowledgement
+    /// did not come, when it has an `id`. Any other failure is thrown at once.
     /// - Parameters:
     ///   - payload: The message's data; its ``MessagePayload/messageType`` becomes the envelope type.
     ///   - subject: The application subject, such as `orders.command.42`. No wildcards.
@@ -247,8 +298,10 @@ extension MessageStore {
     /// - Returns: The stream, the sequence and whether the id was a duplicate.
     /// - Throws: ``MessageStoreError`` — ``MessageStoreError/Code/invalidSubject``,
     ///   ``MessageStoreError/Code/wrongExpectedSequence``, ``MessageStoreError/Code/messageTooLarge``,
-    ///   ``MessageStoreError/Code/noResponders`` (after the retries),
-    ///   ``MessageStoreError/Code/publishTimedOut``, and others.
+    ///   ``MessageStoreError/Code/noResponders`` (no stream covers the subject),
+    ///   ``MessageStoreError/Code/streamUnavailable`` (its stream did not answer until the
+    ///   deadline), ``MessageStoreError/Code/publishTimedOut``,
+    ///   ``MessageStoreError/Code/cancelled``, and others.
     @discardableResult
     public func publish(
         _ payload: some MessagePayload,
@@ -272,47 +325,14 @@ extension MessageStore {
         return try await publish(publication, timeout: timeout ?? configuration.publishTimeout)
     }
 
-    func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
-        let retry = configuration.publishRetry
-        var attempt = 1
-        while true {
-            do {
-                return try await client.publish(publication, timeout: timeout)
-            } catch  where error.code == .noResponders && attempt < retry.maxAttempts {
-                let delay = retry.delay(afterAttempt: attempt)
-                logger.warning(
-                    "no stream answered the publish; retrying",
-                    metadata: [
-                        LogKey.subject: "\(publication.subject)", LogKey.attempt: "\(attempt)",
-                        "delay": "\(delay)",
-                    ]
-                )
-                do {
-                    try await Task.sleep(for: delay)
-                } catch {
-                    throw MessageStoreError(
-                        code: .noResponders,
-                        message: "publishing was cancelled while waiting to retry: no stream answered",
-                        subject: publication.subject
-                    )
-                }
-                attempt += 1
-            } catch  where error.code == .noResponders {
-                var error = error
-                error.message =
-                    "no stream answered a publish to \(publication.natsSubject) after \(attempt) attempt(s); "
-                    + "make sure a stream covers the subject (ensureStream(\"\(Naming.category(of: publication.subject))\"))"
-                throw error
-            }
-        }
-    }
-
     /// Publishes many messages with their acknowledgements in flight together, far faster than
     /// awaiting each one.
     ///
     /// Every message gets its own result, in the order given: an acknowledgement or the error for
-    /// that message. Messages are not retried; check the results. Messages to the same subject
-    /// are stored in the order given.
+    /// that message. Messages that failed for a reason ``Configuration/publishRetry`` retries are
+    /// sent again together, in order, until its deadline; check the results. Messages to the same
+    /// subject are stored in the order given, except that a message sent again is stored after
+    /// those of the batch that did not need to be.
     /// - Parameters:
     ///   - messages: The messages to publish.
     ///   - timeout: How long each message may wait for its acknowledgement. Defaults to
@@ -322,6 +342,7 @@ extension MessageStore {
         contentsOf messages: some Sequence<OutgoingMessage>,
         timeout: Duration? = nil
     ) async -> [Result<PublishAck, MessageStoreError>] {
+        let started = ContinuousClock.now
         let messages = Array(messages)
         let publisher = client.startPipelined(
             count: messages.count,
@@ -350,15 +371,24 @@ extension MessageStore {
         publisher.send(chunk)
         publisher.finish()
         var results = await publisher.results()
-        // Failures settled by an acknowledgement, a timeout or a close carry no subject; give
-        // every failure the message's own.
-        for index in results.indices {
-            if case .failure(var error) = results[index], error.subject != messages[index].subject {
-                error.subject = messages[index].subject
+        nameSubjects(in: &results, of: messages.lazy.map(\.subject))
+        return await retryFailed(
+            results,
+            of: messages,
+            timeout: timeout ?? configuration.publishTimeout,
+            since: started
+        )
+    }
+
+    /// Failures settled by an acknowledgement, a timeout or a close carry no subject; gives
+    /// every failure its message's own.
+    func nameSubjects(in results: inout [Result<PublishAck, MessageStoreError>], of subjects: some Collection<String>) {
+        for (index, subject) in zip(results.indices, subjects) {
+            if case .failure(var error) = results[index], error.subject != subject {
+                error.subject = subject
                 results[index] = .failure(error)
             }
         }
-        return results
     }
 
     /// The message as it is sent. `previous`, the publication made just before, saves checking

@@ -30,6 +30,8 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
             case decodingFailed
             case clientError
             case waitTimedOut
+            case streamUnavailable
+            case cancelled
         }
 
         private let base: Base
@@ -58,6 +60,12 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
         public static let messageTooLarge = Code(.messageTooLarge)
         /// Nobody answered: no stream covers the subject, or JetStream is not enabled.
         public static let noResponders = Code(.noResponders)
+        /// A stream covers the subject but did not answer for as long as the store retried
+        /// (``MessageStore/Configuration/publishRetry``): it is electing a leader, or too few of
+        /// its servers are up. Trying again later may succeed.
+        public static let streamUnavailable = Code(.streamUnavailable)
+        /// The task was cancelled before the operation finished.
+        public static let cancelled = Code(.cancelled)
         /// JetStream refused the request; see ``MessageStoreError/jetStreamErrorCode``.
         public static let serverError = Code(.serverError)
         /// A payload could not be encoded as JSON.
@@ -131,7 +139,7 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
     /// Whether trying the same operation again later may succeed.
     public var isRetriable: Bool {
         switch code {
-        case .noResponders, .publishTimedOut, .timedOut, .connectionFailed:
+        case .noResponders, .streamUnavailable, .publishTimedOut, .timedOut, .connectionFailed:
             return true
         case .serverError:
             // 503-style JetStream unavailability; everything else is a definite refusal.

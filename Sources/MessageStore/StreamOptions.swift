@@ -64,4 +64,7 @@ public struct StreamDescription: Sendable, Hashable {
     public var lastSequence: UInt64
     /// How many consumers it has.
     public var consumerCount: Int
+    /// The name of the server that leads the stream, when the server says (a cluster always
+    /// does); nil while a new leader is being elected.
+    public var leader: String?
 }

@@ -167,8 +167,9 @@ public final class NATSTestServer: Sendable {
         try await start(timeout: timeout)
     }
 
-    /// Kills the server with SIGKILL, as a crash would, keeping its store: ``start(timeout:)``
-    /// brings it back on the same port and store.
+    /// Kills the server with SIGKILL, as a crash or a pulled plug would, and waits for the
+    /// process to end (off the cooperative pool). The store and the port are kept, so
+    /// ``start(timeout:)`` brings the same server back.
     public func crash() async {
         guard let process = state.withLock({ $0.process }) else { return }
         if process.isRunning {

@@ -58,24 +58,10 @@ struct DeploymentTests {
 
     @Test func threeNodeClusterKeepsAReplicatedStreamWorkingWhileANodeIsDown() async throws {
         // The compose cluster's layout on loopback: three servers, one cluster, routes to all.
-        let clusterPorts = try (0..<3).map { _ in try NATSTestServer.freePort() }
-        let routes = clusterPorts.map { "nats://127.0.0.1:\($0)" }.joined(separator: ",")
-        let servers = try (0..<3).map { index in
-            try NATSTestServer(extraArguments: [
-                "--server_name", "node-\(index + 1)",
-                "--cluster_name", "message-store",
-                "--cluster", "nats://127.0.0.1:\(clusterPorts[index])",
-                "--routes", routes,
-            ])
-        }
-        defer {
-            let servers = servers
-            Task { for server in servers { try? await server.stop() } }
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for server in servers { group.addTask { try await server.start() } }
-            try await group.waitForAll()
-        }
+        let cluster = try NATSTestCluster()
+        let servers = cluster.servers
+        defer { Task { try? await cluster.stop() } }
+        try await cluster.start()
 
         var configuration = NATSConnection.Configuration(servers: servers.map(\.url))
         configuration.reconnect.wait = .milliseconds(100)
@@ -129,7 +115,7 @@ struct DeploymentTests {
         let stored = try await store.streamDescription(named: "\(store.prefix)-orders")
         #expect(stored.messages == 100)
         await connection.close()
-        for server in servers { try await server.stop() }
+        try await cluster.stop()
     }
 }
 

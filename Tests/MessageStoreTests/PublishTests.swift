@@ -121,7 +121,70 @@ struct PublishTests {
             #expect(error.message.contains("ensureStream(\"nowhere\")"))
             // Two pauses (100 ms, then 200 ms) happened, and nothing waited for a timeout.
             #expect(duration >= .milliseconds(300))
-            #expect(duration < .seconds(3))
+            // Below the 5 s publish timeout: no attempt waited for one (the parallel suite can add seconds).
+            #expect(duration < .milliseconds(4_500))
+        }
+    }
+
+    @Test func noStreamFailsWithNoStreamWordingWithinAShortDeadline() async throws {
+        // The deadline, not maxAttempts, ends the retries here; the stream lookup then words it.
+        try await withStore(configure: {
+            $0.publishRetry = .init(maxAttempts: 100, initialDelay: .milliseconds(50), deadline: .milliseconds(300))
+        }) { store, _ in
+            var caught: MessageStoreError?
+            let duration = await elapsed {
+                do {
+                    try await store.publish(Counter(value: 1), to: "nowhere.1", id: "n-1")
+                } catch {
+                    caught = error as? MessageStoreError
+                }
+            }
+            let error = try #require(caught)
+            #expect(error.code == .noResponders)
+            #expect(error.subject == "nowhere.1")
+            #expect(error.message.hasPrefix("no stream covers \(store.prefix).nowhere.1"))
+            #expect(duration >= .milliseconds(300))
+            #expect(duration < .milliseconds(4_500))
+        }
+    }
+
+    @Test func cancellingAPublishEndsItsRetriesPromptly() async throws {
+        try await withStore(configure: {
+            $0.publishRetry = .init(maxAttempts: 1_000, initialDelay: .milliseconds(100), deadline: .seconds(60))
+        }) { store, _ in
+            let clock = ContinuousClock()
+            let started = clock.now
+            let task = Task { () -> MessageStoreError? in
+                do {
+                    try await store.publish(Counter(value: 1), to: "nowhere.1")
+                    return nil
+                } catch {
+                    return error as? MessageStoreError
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            task.cancel()
+            let error = try #require(await task.value)
+            #expect(error.code == .cancelled)
+            #expect(error.subject == "nowhere.1")
+            #expect(clock.now - started < .milliseconds(4_500))
+        }
+    }
+
+    @Test func unusableRetryConfigurationIsRejected() async throws {
+        try await NATSTestServer.withServer { server in
+            let connection = try await NATSConnection.connect(.init(url: server.url), logger: testLogger)
+            var configuration = MessageStore.Configuration(prefix: uniquePrefix())
+            configuration.publishRetry.multiplier = .nan
+            #expect(throws: MessageStoreError.self) {
+                try MessageStore(connection: connection, configuration: configuration)
+            }
+            configuration.publishRetry = .init(maxAttempts: 3, initialDelay: .zero, deadline: .seconds(-1))
+            let error = #expect(throws: MessageStoreError.self) {
+                try MessageStore(connection: connection, configuration: configuration)
+            }
+            #expect(error?.code == .invalidConfiguration)
+            await connection.close()
         }
     }
 

@@ -143,6 +143,13 @@ extension JetStreamAPI {
     struct StreamInfo: Decodable, Sendable {
         var config: StreamConfig
         var state: StreamState
+        /// Present when the server runs in a cluster.
+        var cluster: ClusterInfo?
+    }
+
+    struct ClusterInfo: Decodable, Sendable {
+        /// The server that leads the stream; absent while a leader is being elected.
+        var leader: String?
     }
 
     private struct StreamListRequest: Encodable {
@@ -173,6 +180,24 @@ extension JetStreamAPI {
             offset += streams.count
             if streams.isEmpty || offset >= page.total { return result }
         }
+    }
+
+    private struct StreamNamesResponse: Decodable {
+        var total: Int
+        var streams: [String]?
+    }
+
+    /// The names of the streams whose subjects match the literal subject `natsSubject`: those
+    /// that would store a message published to it. The meta leader answers alone (a stream
+    /// listing asks every stream's leader), so this stays cheap while streams elect leaders.
+    func streamNames(storing natsSubject: String) async throws(MessageStoreError) -> [String] {
+        let page = try await call(
+            "STREAM.NAMES",
+            StreamListRequest(offset: 0, subject: natsSubject),
+            as: StreamNamesResponse.self,
+            context: .init(operation: "looking up the stream for \(natsSubject)", subject: natsSubject)
+        )
+        return page.streams ?? []
     }
 
     func createStream(_ config: StreamConfig) async throws(MessageStoreError) -> StreamInfo {

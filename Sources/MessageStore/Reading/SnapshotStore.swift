@@ -84,7 +84,8 @@ struct SnapshotStore {
         try await ensureBucket()
         let record = Record(projection: policy.name, version: policy.version, sequence: sequence, state: state)
         let body = Array(try Envelope.encoder.encode(record))
-        _ = try await store.client.publish(
+        // Through the store's publisher, so that a snapshot rides out a failover as any publish.
+        _ = try await store.publish(
             Publication(subject: entity, natsSubject: "$KV.\(bucket).\(key)", body: body, headers: [:]),
             timeout: store.configuration.publishTimeout
         )
