@@ -221,6 +221,13 @@ extension NATSConnection.Configuration: CustomStringConvertible, CustomReflectab
     }
 }
 
+extension NATSConnection.Configuration {
+    /// Whether the settings or a URL ask for TLS.
+    var usesTLS: Bool {
+        tls.isRequested || servers.contains { $0.lowercased().hasPrefix("tls://") }
+    }
+}
+
 /// Environment variables, read through a function so that tests can give their own.
 struct Environment: Sendable {
     private let lookup: @Sendable (String) -> String?

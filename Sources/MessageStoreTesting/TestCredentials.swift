@@ -88,6 +88,8 @@ public struct TestOperator: Sendable {
     public let operatorKey = NKeyPair.generate(.operator)
     /// The account's key.
     public let accountKey = NKeyPair.generate(.account)
+    /// The system account's key (JetStream in operator mode needs a system account).
+    public let systemAccountKey = NKeyPair.generate(.account)
 
     /// Creates an operator and an account.
     public init() {}
@@ -118,13 +120,26 @@ public struct TestOperator: Sendable {
         )
     }
 
-    /// The server configuration: this operator, the account preloaded in a memory resolver.
+    /// The system account JWT, signed by the operator.
+    public var systemAccountJWT: String {
+        Self.jwt(
+            issuer: operatorKey,
+            subject: systemAccountKey.publicKey,
+            name: "SYS",
+            nats: ["type": "account", "version": 2]
+        )
+    }
+
+    /// The server configuration: this operator, the account and the system account preloaded
+    /// in a memory resolver.
     public var serverConfiguration: String {
         """
         operator: "\(operatorJWT)"
+        system_account: \(systemAccountKey.publicKey)
         resolver: MEMORY
         resolver_preload: {
           \(accountKey.publicKey): "\(accountJWT)"
+          \(systemAccountKey.publicKey): "\(systemAccountJWT)"
         }
         """
     }

@@ -56,7 +56,7 @@ enum ConnectionOptions {
                 what: "JetStream API prefix"
             )
         }
-        try applyTLS(configuration.tls, servers: configuration.servers, to: options, logger: logger, check: check)
+        try applyTLS(configuration.tls, wanted: configuration.usesTLS, to: options, logger: logger, check: check)
 
         switch configuration.authentication.method {
         case .none:
@@ -100,7 +100,7 @@ enum ConnectionOptions {
 
     private static func applyTLS(
         _ tls: NATSConnection.Configuration.TLS,
-        servers: [String],
+        wanted: Bool,
         to options: OpaquePointer,
         logger: Logger,
         check: (natsStatus, String) throws(MessageStoreError) -> Void
@@ -115,8 +115,7 @@ enum ConnectionOptions {
                     """
             )
         }
-        let wantsTLS = tls.isRequested || servers.contains { $0.lowercased().hasPrefix("tls://") }
-        guard wantsTLS else { return }
+        guard wanted else { return }
         try check(natsOptions_SetSecure(options, true), "enabling TLS")
         switch tls.trustedCertificates {
         case .file(let path)?:

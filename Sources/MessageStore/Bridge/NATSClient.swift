@@ -179,7 +179,21 @@ final class NATSClient: @unchecked Sendable {
         var connection: OpaquePointer?
         let status = natsConnection_Connect(&connection, options)
         guard status == NATS_OK, let connection else {
-            let error = scrubbed(ClientErrors.make(status, context))
+            var error = scrubbed(ClientErrors.make(status, context))
+            let hungUp =
+                (status == NATS_PROTOCOL_ERROR && error.message.contains("Expected 'PONG', got ''"))
+                || (status == NATS_IO_ERROR && error.message.contains("SSL_"))
+            if configuration.usesTLS, hungUp {
+                // After a TLS handshake the server hung up before answering: with TLS 1.3 that is
+                // how a refused (or missing) client certificate shows on the client's side.
+                let detail = error.message.dropFirst("\(context.operation) failed: ".count)
+                error.code = .tlsFailed
+                error.message = """
+                    \(context.operation) failed: TLS: the server closed the connection after the handshake; \
+                    most often it requires a client certificate it trusts (mutual TLS) and none or another \
+                    was given (\(detail))
+                    """
+            }
             natsConnection_Destroy(connection)
             Unmanaged<ConnectionEvents>.fromOpaque(events).release()
             throw error
