@@ -282,6 +282,27 @@ struct SecureConnectionTests {
         }
     }
 
+    @Test func deniedJetStreamAPIRequestSaysSo() async throws {
+        let user = NKeyPair.generate(.user)
+        let serverConfiguration = """
+            authorization { users: [ {
+              nkey: "\(user.publicKey)"
+              permissions: { publish: { deny: ["$JS.API.STREAM.CREATE.>"] } }
+            } ] }
+            """
+        try await NATSTestServer.withServer(configuration: serverConfiguration) { server in
+            var limited = configuration(server)
+            limited.authentication = .nkey(seed: user.seed)
+            limited.requestTimeout = .seconds(1)
+            let connection = try await NATSConnection.connect(limited, logger: testLogger)
+            let store = try MessageStore(connection: connection, prefix: uniquePrefix(), createMissingStreams: true)
+            let error = await #expect(throws: MessageStoreError.self) { try await store.ensureStream("orders") }
+            #expect(error?.code == .permissionDenied, "\(String(describing: error))")
+            #expect(error?.message.contains("$JS.API.STREAM.CREATE.") == true)
+            await connection.close()
+        }
+    }
+
     // MARK: Inbox prefix and JetStream domain
 
     @Test func customInboxPrefixForEveryInbox() async throws {

@@ -22,6 +22,8 @@ final class NATSClient: @unchecked Sendable {
     /// Where JetStream API requests go, with its trailing dot: `$JS.API.` unless a domain or
     /// prefix is configured.
     let jetStreamAPIPrefix: String
+    /// The main connection's callbacks, which remember the subjects the server denied.
+    private let events: ConnectionEvents
 
     private init(
         connection: OpaquePointer,
@@ -35,6 +37,7 @@ final class NATSClient: @unchecked Sendable {
         pool: BlockingThreadPool
     ) {
         self.jetStreamAPIPrefix = jetStreamAPIPrefix
+        self.events = events
         self.connection = connection
         self.jetStream = jetStream
         self.prompt = prompt
@@ -284,6 +287,7 @@ final class NATSClient: @unchecked Sendable {
         context: ClientErrors.Context
     ) async throws(MessageStoreError) -> [UInt8] {
         let timeoutMilliseconds = (timeout ?? requestTimeout).milliseconds
+        let started = ContinuousClock.now
         return try await pool.run { () throws(MessageStoreError) -> [UInt8] in
             var reply: OpaquePointer?
             let status = body.withUnsafeBufferPointer { buffer in
@@ -298,6 +302,15 @@ final class NATSClient: @unchecked Sendable {
             }
             defer { natsMsg_Destroy(reply) }
             guard status == NATS_OK, let reply else {
+                if status == NATS_TIMEOUT, self.events.wasDenied(subject, since: started) {
+                    throw MessageStoreError(
+                        code: .permissionDenied,
+                        message: "\(context.operation) failed: the server does not allow this user to publish to \(subject)",
+                        subject: context.subject,
+                        stream: context.stream,
+                        consumer: context.consumer
+                    )
+                }
                 throw ClientErrors.make(status, context)
             }
             return CMessage.data(of: reply)
@@ -317,6 +330,8 @@ final class ConnectionEvents: Sendable {
     private let reportsLifecycle: Bool
     /// The acknowledgement inbox on this connection, told of refused publishes.
     private let inbox = Mutex<LazyAckInbox?>(nil)
+    /// The latest subjects the server refused a publish to, and when.
+    private let denials = Mutex<[(subject: String, at: ContinuousClock.Instant)]>([])
 
     init(logger: Logger, servers: String, keepAlive: (any AnyObject & Sendable)?, reportsLifecycle: Bool) {
         self.logger = logger
@@ -359,6 +374,12 @@ final class ConnectionEvents: Sendable {
                 "the server denied this user \(violation.isPublish ? "publishing" : "subscribing") to \(violation.subject)",
                 metadata: [LogKey.servers: "\(servers)", LogKey.status: "\(detail)"]
             )
+            if violation.isPublish {
+                denials.withLock { denials in
+                    denials.append((violation.subject, .now))
+                    if denials.count > 64 { denials.removeFirst(denials.count - 64) }
+                }
+            }
             inbox.withLock { $0 }?.ifStarted?.refused(violation)
             return
         }
@@ -369,6 +390,11 @@ final class ConnectionEvents: Sendable {
                 LogKey.status: "\(detail.isEmpty ? String(cString: natsStatus_GetText(status)) : detail)",
             ]
         )
+    }
+
+    /// Whether the server refused a publish to `subject` since `instant`.
+    func wasDenied(_ subject: String, since instant: ContinuousClock.Instant) -> Bool {
+        denials.withLock { $0.contains { $0.subject == subject && $0.at >= instant } }
     }
 
     func closed() {
