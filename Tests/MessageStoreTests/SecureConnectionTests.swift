@@ -386,7 +386,12 @@ struct SecureConnectionTests {
             let creds = try TestOperator.writeCredentials(trust.user(), in: directory)
             var valid = configuration(server)
             valid.authentication = .credentials(file: creds.path)
-            try await exercise(valid)
+            do {
+                try await exercise(valid)
+            } catch {
+                Issue.record("\(error)\n--- server log ---\n\(server.logTail())")
+                throw error
+            }
 
             let expired = try TestOperator.writeCredentials(
                 trust.user(expires: Date().addingTimeInterval(-60)),
