@@ -14,7 +14,7 @@ private func lines(_ output: ChildProcess.Output) throws -> [[String: JSONValue]
     try output.lines.map(json)
 }
 
-@Suite("message-store CLI connections")
+@Suite("message-store CLI connections", .serialized)
 struct CLIConnectionTests {
     @Test func connectionOptionsBeforeOrAfterTheSubcommand() async throws {
         try await NATSTestServer.withServer { server in
