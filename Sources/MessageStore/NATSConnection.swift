@@ -1,13 +1,5 @@
 public import Logging
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
 /// A connection to a NATS server (or cluster) with JetStream.
 ///
 /// Create one per process and share it: it is safe to use from any task. The connection
@@ -37,8 +29,20 @@ public final class NATSConnection: Sendable {
         public var requestTimeout: Duration = .seconds(5)
         /// What to do when the connection drops. Defaults to retrying forever every 2 seconds.
         public var reconnect = Reconnect()
-        /// Credentials. Defaults to none (or those in the URL).
-        public var authentication = Authentication.none
+        /// Credentials. Defaults to those the environment names (see
+        /// ``Authentication/fromEnvironment``), or none (or those in the URL).
+        public var authentication: Authentication
+        /// TLS settings. Defaults to those the environment names (see ``TLS/fromEnvironment``):
+        /// TLS when a URL says `tls://` or the server requires it, verified against the system's
+        /// certificate authorities.
+        public var tls: TLS
+        /// Where the JetStream API is: a domain or an API prefix. Defaults to the local account's
+        /// `$JS.API`.
+        public var jetStream = JetStream()
+        /// The prefix of every inbox the library makes (request replies, pull subscriptions,
+        /// publish acknowledgements), for servers whose permissions allow only a given one.
+        /// Defaults to nil, NATS's `_INBOX`.
+        public var inboxPrefix: String?
 
         /// How the connection tries to come back after losing the server.
         public struct Reconnect: Sendable {
@@ -53,34 +57,10 @@ public final class NATSConnection: Sendable {
             public init() {}
         }
 
-        /// Credentials to present to the server.
-        public struct Authentication: Sendable {
-            enum Method: Sendable {
-                case none
-                case userPassword(String, String)
-                case token(String)
-            }
-
-            let method: Method
-
-            /// No credentials beyond any in the server URL.
-            public static let none = Authentication(method: .none)
-
-            /// A user name and password.
-            public static func userPassword(user: String, password: String) -> Authentication {
-                Authentication(method: .userPassword(user, password))
-            }
-
-            /// An authentication token.
-            public static func token(_ token: String) -> Authentication {
-                Authentication(method: .token(token))
-            }
-        }
-
         /// The servers in the `NATS_URL` environment variable (comma-separated), or
         /// `nats://127.0.0.1:4222`.
         public static var defaultServers: [String] {
-            if let value = getenv("NATS_URL").map({ String(cString: $0) }) {
+            if let value = Environment.process["NATS_URL"] {
                 let urls = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
                 if !urls.isEmpty { return urls }
             }
@@ -90,12 +70,19 @@ public final class NATSConnection: Sendable {
         /// Creates a configuration.
         /// - Parameter servers: Server URLs. Defaults to ``defaultServers``.
         public init(servers: [String] = Configuration.defaultServers) {
-            self.servers = servers
+            self.init(servers: servers, environment: Environment.process)
         }
 
-        /// Creates a configuration for one server URL.
+        /// Creates a configuration for one server URL, with credentials and TLS settings from the
+        /// environment as ``init(servers:)`` takes them.
         public init(url: String) {
-            self.servers = [url]
+            self.init(servers: [url], environment: Environment.process)
+        }
+
+        init(servers: [String], environment: Environment) {
+            self.servers = servers
+            authentication = Authentication.from(environment)
+            tls = TLS.from(environment)
         }
     }
 

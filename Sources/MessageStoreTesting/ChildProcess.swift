@@ -49,7 +49,10 @@ public enum ChildProcess {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        // Starting a process blocks too (Foundation closes the child's inherited descriptors):
+        // on a thread of its own, like the waits below.
+        let started = await blocking { Result { try process.run() } }
+        try started.get()
         let timer = DispatchSource.makeTimerSource(queue: .global())
         timer.schedule(deadline: .now() + .nanoseconds(Int(timeout / .nanoseconds(1))))
         timer.setEventHandler { if process.isRunning { process.terminate() } }

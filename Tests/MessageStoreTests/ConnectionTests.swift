@@ -32,7 +32,7 @@ struct ConnectionTests {
             let refused = await #expect(throws: MessageStoreError.self) {
                 try await NATSConnection.connect(configuration, logger: testLogger)
             }
-            #expect(refused?.code == .connectionFailed)
+            #expect(refused?.code == .authenticationFailed)
 
             configuration.authentication = .userPassword(user: "app", password: "s3cret")
             let connection = try await NATSConnection.connect(configuration, logger: testLogger)
@@ -49,7 +49,7 @@ struct ConnectionTests {
             let refused = await #expect(throws: MessageStoreError.self) {
                 try await NATSConnection.connect(configuration, logger: testLogger)
             }
-            #expect(refused?.code == .connectionFailed)
+            #expect(refused?.code == .authenticationFailed)
             configuration.authentication = .token("t0ken")
             let connection = try await NATSConnection.connect(configuration, logger: testLogger)
             #expect(connection.connectedURL?.contains(String(server.port)) == true)

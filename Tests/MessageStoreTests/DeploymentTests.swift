@@ -15,7 +15,7 @@ struct DeploymentTests {
         let text = try String(contentsOf: Self.root.appendingPathComponent("docker-compose.yml"), encoding: .utf8)
         let document = try #require(try Yams.load(yaml: text) as? [String: Any])
         let services = try #require(document["services"] as? [String: Any])
-        #expect(Set(services.keys) == ["nats", "nats-1", "nats-2", "nats-3"])
+        #expect(Set(services.keys) == ["nats", "nats-1", "nats-2", "nats-3", "nats-tls", "nats-mtls"])
         let volumes = try #require(document["volumes"] as? [String: Any?])
 
         func service(_ name: String) throws -> (command: String, ports: [String], volumes: [String], profiles: [String])
@@ -54,6 +54,46 @@ struct DeploymentTests {
             #expect(volumes.keys.contains(volume))
         }
         #expect(clientPorts.count == 3)
+    }
+
+    /// The TLS services' flags, with certificates from scripts/dev-certs.sh, on a local server.
+    @Test func composeTLSVariantWorksWithTheScriptsCertificates() async throws {
+        let text = try String(contentsOf: Self.root.appendingPathComponent("docker-compose.yml"), encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let services = try #require(document["services"] as? [String: Any])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dev-certs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let made = try await ChildProcess.run(
+            URL(fileURLWithPath: "/bin/bash"),
+            [Self.root.appendingPathComponent("scripts/dev-certs.sh").path, directory.path]
+        )
+        #expect(made.status == 0, "\(made.stderr)")
+        for (name, mutual) in [("nats-tls", false), ("nats-mtls", true)] {
+            let service = try #require(services[name] as? [String: Any])
+            #expect(service["profiles"] as? [String] == ["tls"])
+            #expect((service["volumes"] as? [String])?.contains("./dev-certs:/certs:ro") == true)
+            let arguments = try #require(service["command"] as? [String])
+                .filter { !$0.hasPrefix("--store_dir") && !$0.hasPrefix("--server_name") && $0 != "--jetstream" }
+                .map { $0.replacingOccurrences(of: "/certs/", with: directory.path + "/") }
+            try await NATSTestServer.withServer(extraArguments: arguments) { server in
+                var configuration = NATSConnection.Configuration(url: "tls://localhost:\(server.port)")
+                configuration.reconnect.maxAttempts = 0
+                configuration.tls.trustedCertificates = .file(directory.appendingPathComponent("ca.pem").path)
+                if mutual {
+                    let refused = await #expect(throws: MessageStoreError.self) {
+                        try await NATSConnection.connect(configuration, logger: testLogger)
+                    }
+                    #expect(refused?.code == .tlsFailed)
+                    configuration.tls.clientCertificate = .file(directory.appendingPathComponent("client.pem").path)
+                    configuration.tls.clientKey = .file(directory.appendingPathComponent("client-key.pem").path)
+                }
+                let connection = try await NATSConnection.connect(configuration, logger: testLogger)
+                let store = try MessageStore(connection: connection, prefix: "dev", createMissingStreams: true)
+                try await store.ensureStream("orders")
+                #expect(try await store.publish(Counter(value: 1), to: "orders.1").sequence == 1)
+                await connection.close()
+            }
+        }
     }
 
     @Test func threeNodeClusterKeepsAReplicatedStreamWorkingWhileANodeIsDown() async throws {

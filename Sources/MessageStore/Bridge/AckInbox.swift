@@ -50,6 +50,8 @@ final class AckInbox: @unchecked Sendable {
     private struct Entry {
         let deadline: UInt64
         let waiter: Waiter
+        /// Where the message went, to match the server's permission violations.
+        let natsSubject: String
     }
 
     private struct State {
@@ -67,21 +69,35 @@ final class AckInbox: @unchecked Sendable {
     /// `<inbox>.`, NUL-free, to which each publish appends its id.
     private let prefix: [CChar]
     private var subscription: OpaquePointer?
+    /// The subject subscribed, `<inbox>.*`.
+    private var wildcard = ""
     /// The C messages of sent publishes, destroyed a batch at a time (see ``MessageDisposal``).
     let sentDisposal = MessageDisposal()
     /// The same for acknowledgements, apart so that senders and the delivery thread do not
     /// contend for one lock.
     let ackDisposal = MessageDisposal()
 
-    /// Subscribes to a new inbox on `connection` (not owned; it must outlive ``close()``).
-    static func start(on connection: OpaquePointer) throws(MessageStoreError) -> AckInbox {
+    /// A new inbox subject, `<prefix>.<unique>`, with `prefix` (nil: NATS's `_INBOX`).
+    static func uniqueInboxName(prefix: String?, _ context: ClientErrors.Context) throws(MessageStoreError) -> String {
         var inbox: UnsafeMutablePointer<natsInbox>?
         let status = natsInbox_Create(&inbox)
-        guard status == NATS_OK, let inbox else {
-            throw ClientErrors.make(status, .init(operation: "publishing (creating a reply inbox)", isPublish: true))
-        }
+        guard status == NATS_OK, let inbox else { throw ClientErrors.make(status, context) }
         let name = String(cString: inbox)
         natsInbox_Destroy(inbox)
+        // natsInbox_Create always says `_INBOX.<unique>`; a custom prefix takes its place.
+        if let prefix, name.hasPrefix("_INBOX.") {
+            return prefix + name.dropFirst("_INBOX".count)
+        }
+        return name
+    }
+
+    /// Subscribes to a new inbox on `connection` (not owned; it must outlive ``close()``), under
+    /// `inboxPrefix` (nil: NATS's `_INBOX`).
+    static func start(on connection: OpaquePointer, inboxPrefix: String? = nil) throws(MessageStoreError) -> AckInbox {
+        let name = try uniqueInboxName(
+            prefix: inboxPrefix,
+            .init(operation: "publishing (creating a reply inbox)", isPublish: true)
+        )
         let acks = AckInbox(connection: connection, prefix: name + ".")
         // Released by the completion callback, after the last acknowledgement was handled.
         let retained = Unmanaged.passRetained(acks)
@@ -126,6 +142,7 @@ final class AckInbox: @unchecked Sendable {
             )
         }
         acks.subscription = subscription
+        acks.wildcard = name + ".*"
         BlockingThreadPool.startDedicatedThread(name: "ms-ack-timer") { [acks] in acks.expireLoop() }
         return acks
     }
@@ -155,7 +172,7 @@ final class AckInbox: @unchecked Sendable {
     /// Sends `publication`; `waiter` is told its outcome exactly once, possibly before this
     /// returns.
     func send(_ publication: Publication, timeout: Duration, to waiter: Waiter) {
-        guard let id = register(CollectionOfOne(waiter), timeout: timeout) else { return }
+        guard let id = register(CollectionOfOne((waiter, publication.natsSubject)), timeout: timeout) else { return }
         // Registered first: the acknowledgement may arrive before the publish call returns.
         if let error = write(publication, id: id) {
             take(id)?.settle(.failure(error))
@@ -165,7 +182,12 @@ final class AckInbox: @unchecked Sendable {
     /// Sends messages of a pipelined batch, each answered through `batch` at its index. They
     /// are registered together, under one lock.
     func send(_ chunk: ArraySlice<(Int, Publication)>, timeout: Duration, batch: PipelinedBatch) {
-        guard let firstID = register(chunk.lazy.map { .batch(batch, index: $0.0) }, timeout: timeout) else { return }
+        guard
+            let firstID = register(
+                chunk.lazy.map { (Waiter.batch(batch, index: $0.0), $0.1.natsSubject) },
+                timeout: timeout
+            )
+        else { return }
         var id = firstID
         for (_, publication) in chunk {
             if let error = write(publication, id: id) {
@@ -177,12 +199,12 @@ final class AckInbox: @unchecked Sendable {
 
     /// Registers `waiters` under consecutive ids and returns the first, or settles them with
     /// the error and returns nil when the inbox is closed.
-    private func register(_ waiters: some Collection<Waiter>, timeout: Duration) -> UInt64? {
+    private func register(_ waiters: some Collection<(Waiter, String)>, timeout: Duration) -> UInt64? {
         let deadline = Self.deadline(after: timeout)
         lock.lock()
         if let error = state.closedWith {
             lock.unlock()
-            for waiter in waiters {
+            for (waiter, _) in waiters {
                 var error = error
                 error.subject = waiter.subject
                 waiter.settle(.failure(error))
@@ -190,8 +212,8 @@ final class AckInbox: @unchecked Sendable {
             return nil
         }
         let firstID = state.waiting.nextID
-        for waiter in waiters {
-            let id = state.waiting.insert(Entry(deadline: deadline, waiter: waiter))
+        for (waiter, natsSubject) in waiters {
+            let id = state.waiting.insert(Entry(deadline: deadline, waiter: waiter, natsSubject: natsSubject))
             state.deadlines.push(deadline: deadline, id: id)
         }
         if state.deadlines.count > 2 * state.waiting.count + 1024 {
@@ -379,6 +401,48 @@ final class AckInbox: @unchecked Sendable {
         }
     }
 
+    /// Fails the publishes the server refused: those waiting on the subject of a denied
+    /// publish (no acknowledgement will come), or every one, now and later, when the inbox's own
+    /// subscription was denied.
+    func refused(_ violation: PermissionViolation) {
+        if !violation.isPublish {
+            guard violation.subject == wildcard else { return }
+            let error = MessageStoreError(
+                code: .permissionDenied,
+                message: """
+                    publishing failed: the server does not allow this user to subscribe to \(violation.subject), \
+                    where acknowledgements arrive; allow it, or set an inbox prefix the user may subscribe to
+                    """
+            )
+            lock.lock()
+            state.closedWith = state.closedWith ?? error
+            let everyone = state.waiting.removeAll().map(\.waiter)
+            lock.signal()
+            lock.unlock()
+            for waiter in everyone {
+                var error = error
+                error.subject = waiter.subject
+                waiter.settle(.failure(error))
+            }
+            return
+        }
+        lock.lock()
+        let denied = state.waiting.entries.filter { $0.value.natsSubject == violation.subject }.map(\.id)
+        let waiters = denied.compactMap { state.waiting.remove($0)?.waiter }
+        lock.unlock()
+        for waiter in waiters {
+            waiter.settle(
+                .failure(
+                    MessageStoreError(
+                        code: .permissionDenied,
+                        message: "publishing failed: the server does not allow this user to publish to \(violation.subject)",
+                        subject: waiter.subject
+                    )
+                )
+            )
+        }
+    }
+
     /// How many C messages wait to be destroyed.
     var heldMessageCount: Int {
         sentDisposal.heldCount + ackDisposal.heldCount
@@ -411,17 +475,19 @@ final class LazyAckInbox: @unchecked Sendable {
     // @unchecked: the connection pointer is set once (its owner keeps the connection open
     // until after ``close()``); the inbox is behind the Mutex.
     private let connection: OpaquePointer
+    private let inboxPrefix: String?
     private let inbox = Mutex<AckInbox?>(nil)
 
-    init(connection: OpaquePointer) {
+    init(connection: OpaquePointer, inboxPrefix: String? = nil) {
         self.connection = connection
+        self.inboxPrefix = inboxPrefix
     }
 
     /// The inbox, subscribed now if this is the first call since the start or ``close()``.
     func get() throws(MessageStoreError) -> AckInbox {
         try inbox.withLock { (inbox) throws(MessageStoreError) -> AckInbox in
             if let inbox { return inbox }
-            let started = try AckInbox.start(on: connection)
+            let started = try AckInbox.start(on: connection, inboxPrefix: inboxPrefix)
             inbox = started
             return started
         }

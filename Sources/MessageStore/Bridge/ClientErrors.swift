@@ -55,8 +55,23 @@ enum ClientErrors {
         case (NATS_CONNECTION_CLOSED, _):
             code = .connectionClosed
             sentence = "\(context.operation) failed: the NATS connection is closed"
-        case (NATS_NO_SERVER, _), (NATS_CONNECTION_AUTH_FAILED, _), (NATS_SECURE_CONNECTION_WANTED, _),
-            (NATS_SECURE_CONNECTION_REQUIRED, _), (NATS_CONNECTION_DISCONNECTED, _), (NATS_IO_ERROR, _),
+        case (NATS_CONNECTION_AUTH_FAILED, _):
+            code = .authenticationFailed
+            sentence = "\(context.operation) failed: the server refused the credentials (\(detail))"
+        case (NATS_SSL_ERROR, _):
+            code = .tlsFailed
+            sentence = "\(context.operation) failed: TLS: \(TLSReason.words(for: detail))"
+        case (NATS_SECURE_CONNECTION_WANTED, _):
+            code = .tlsFailed
+            sentence = "\(context.operation) failed: TLS was asked for but the server does not offer it (\(detail))"
+        case (NATS_SECURE_CONNECTION_REQUIRED, _):
+            code = .tlsFailed
+            sentence =
+                "\(context.operation) failed: the server requires TLS; use a tls:// URL or TLS settings (\(detail))"
+        case (NATS_NOT_PERMITTED, _):
+            code = .permissionDenied
+            sentence = "\(context.operation) failed: permission denied (\(detail))"
+        case (NATS_NO_SERVER, _), (NATS_CONNECTION_DISCONNECTED, _), (NATS_IO_ERROR, _),
             (NATS_STALE_CONNECTION, _), (NATS_NOT_YET_CONNECTED, _):
             code = .connectionFailed
             sentence = "\(context.operation) failed: \(detail)"
@@ -86,5 +101,29 @@ enum ClientErrors {
         guard let text = nats_GetLastError(&lastStatus), lastStatus == status else { return nil }
         let string = String(cString: text)
         return string.isEmpty ? nil : string
+    }
+}
+
+/// Says in words why a TLS handshake failed, from OpenSSL's text as cnats reports it.
+enum TLSReason {
+    static func words(for detail: String) -> String {
+        let lowered = detail.lowercased()
+        let reasons: [(String, String)] = [
+            ("unable to get local issuer certificate", "the server's certificate is not signed by a trusted authority"),
+            ("self-signed certificate", "the server's certificate is self-signed and not trusted"),
+            ("self signed certificate", "the server's certificate is self-signed and not trusted"),
+            ("certificate has expired", "the server's certificate has expired"),
+            ("hostname mismatch", "the server's certificate is not for this host name"),
+            ("ip address mismatch", "the server's certificate is not for this IP address"),
+            ("certificate required", "the server requires a client certificate and none was given"),
+            ("unknown ca", "the server does not trust the client certificate's authority"),
+            ("bad certificate", "the server refused the client certificate"),
+            ("certificate verify failed", "the server's certificate could not be verified"),
+            ("wrong version number", "the server did not answer with TLS"),
+        ]
+        for (needle, words) in reasons where lowered.contains(needle) {
+            return "\(words) (\(detail))"
+        }
+        return "the handshake failed (\(detail))"
     }
 }

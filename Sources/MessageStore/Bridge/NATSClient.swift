@@ -1,5 +1,6 @@
 import CNATS
 import Logging
+import Synchronization
 
 /// Owns one `natsConnection` and its `jsCtx`.
 ///
@@ -18,19 +19,33 @@ final class NATSClient: @unchecked Sendable {
     let logger: Logger
     let requestTimeout: Duration
     let pool: BlockingThreadPool
+    /// Where JetStream API requests go, with its trailing dot: `$JS.API.` unless a domain or
+    /// prefix is configured.
+    let jetStreamAPIPrefix: String
+    /// The prefix of every inbox the library makes; nil for NATS's `_INBOX`.
+    let inboxPrefix: String?
+    /// The main connection's callbacks, which remember the subjects the server denied.
+    private let events: ConnectionEvents
 
     private init(
         connection: OpaquePointer,
         jetStream: OpaquePointer,
         prompt: PromptConnection?,
+        inboxPrefix: String?,
+        events: ConnectionEvents,
+        jetStreamAPIPrefix: String,
         logger: Logger,
         requestTimeout: Duration,
         pool: BlockingThreadPool
     ) {
+        self.jetStreamAPIPrefix = jetStreamAPIPrefix
+        self.inboxPrefix = inboxPrefix
+        self.events = events
         self.connection = connection
         self.jetStream = jetStream
         self.prompt = prompt
-        pipelineInbox = LazyAckInbox(connection: connection)
+        pipelineInbox = LazyAckInbox(connection: connection, inboxPrefix: inboxPrefix)
+        events.watch(pipelineInbox)
         self.logger = logger
         self.requestTimeout = requestTimeout
         self.pool = pool
@@ -91,15 +106,23 @@ final class NATSClient: @unchecked Sendable {
         logger: Logger,
         pool: BlockingThreadPool
     ) throws(MessageStoreError) -> NATSClient {
-        let servers = configuration.servers.joined(separator: ",")
+        // URL user info never reaches a log line or an error; nor does any secret that cnats
+        // might repeat in its texts.
+        let servers = configuration.servers.map(Redaction.url).joined(separator: ",")
+        let secrets = configuration.authentication.secrets + Redaction.userInfoSecrets(in: configuration.servers)
+        func scrubbed(_ error: MessageStoreError) -> MessageStoreError {
+            var error = error
+            error.message = Redaction.scrub(error.message, secrets: secrets)
+            return error
+        }
         let context = ClientErrors.Context(operation: "connecting to \(servers)")
-        func check(_ status: natsStatus) throws(MessageStoreError) {
+        func check(_ status: natsStatus, _ what: String = "setting the connection options") throws(MessageStoreError) {
             if status != NATS_OK {
-                var error = ClientErrors.make(status, context)
-                if error.code == .clientError || error.code == .connectionFailed {
-                    error.code = error.code == .clientError ? .invalidConfiguration : error.code
+                var error = ClientErrors.make(status, ClientErrors.Context(operation: what))
+                if error.code == .clientError {
+                    error.code = .invalidConfiguration
                 }
-                throw error
+                throw scrubbed(error)
             }
         }
         guard !configuration.servers.isEmpty else {
@@ -114,25 +137,18 @@ final class NATSClient: @unchecked Sendable {
         try withCStringArray(configuration.servers) { (array) throws(MessageStoreError) in
             try check(natsOptions_SetServers(options, array, Int32(configuration.servers.count)))
         }
-        if let name = configuration.name {
-            try check(natsOptions_SetName(options, name))
-        }
         try check(natsOptions_SetTimeout(options, configuration.connectTimeout.milliseconds))
         try check(natsOptions_SetMaxReconnect(options, Int32(clamping: configuration.reconnect.maxAttempts ?? -1)))
         try check(natsOptions_SetReconnectWait(options, configuration.reconnect.wait.milliseconds))
         try check(natsOptions_SetReconnectBufSize(options, Int32(clamping: configuration.reconnect.bufferSize)))
-        switch configuration.authentication.method {
-        case .none:
-            break
-        case .userPassword(let user, let password):
-            try check(natsOptions_SetUserInfo(options, user, password))
-        case .token(let token):
-            try check(natsOptions_SetToken(options, token))
-        }
+        let signer = try ConnectionOptions.apply(configuration, to: options, logger: logger, check: check)
+        // Kept alive here until both connections are made; then by each one's events.
+        defer { withExtendedLifetime(signer) {} }
 
         // Released exactly once: by the closed callback, or below when connecting fails (cnats
         // does not call the closed callback for a connection that never opened).
-        let events = Unmanaged.passRetained(ConnectionEvents(logger: logger, servers: servers)).toOpaque()
+        let mainEvents = ConnectionEvents(logger: logger, servers: servers, keepAlive: signer, reportsLifecycle: true)
+        let events = Unmanaged.passRetained(mainEvents).toOpaque()
         try check(
             natsOptions_SetDisconnectedCB(
                 options,
@@ -156,8 +172,8 @@ final class NATSClient: @unchecked Sendable {
         try check(
             natsOptions_SetErrorHandler(
                 options,
-                { _, _, status, closure in
-                    ConnectionEvents.from(closure)?.asyncError(status)
+                { connection, _, status, closure in
+                    ConnectionEvents.from(closure)?.asyncError(connection, status)
                 },
                 events
             )
@@ -176,17 +192,32 @@ final class NATSClient: @unchecked Sendable {
         var connection: OpaquePointer?
         let status = natsConnection_Connect(&connection, options)
         guard status == NATS_OK, let connection else {
-            let error = ClientErrors.make(status, context)
+            var error = scrubbed(ClientErrors.make(status, context))
+            let hungUp =
+                (status == NATS_PROTOCOL_ERROR && error.message.contains("Expected 'PONG', got ''"))
+                || (status == NATS_IO_ERROR && error.message.contains("SSL_"))
+            if configuration.usesTLS, hungUp {
+                // After a TLS handshake the server hung up before answering: with TLS 1.3 that is
+                // how a refused (or missing) client certificate shows on the client's side.
+                let detail = error.message.dropFirst("\(context.operation) failed: ".count)
+                error.code = .tlsFailed
+                error.message = """
+                    \(context.operation) failed: TLS: the server closed the connection after the handshake; \
+                    most often it requires a client certificate it trusts (mutual TLS) and none or another \
+                    was given (\(detail))
+                    """
+            }
             natsConnection_Destroy(connection)
             Unmanaged<ConnectionEvents>.fromOpaque(events).release()
             throw error
         }
 
-        var jsOptions = jsOptions()
-        jsOptions_Init(&jsOptions)
-        jsOptions.Wait = configuration.requestTimeout.milliseconds
+        let jetStreamSettings = JetStreamSettings(
+            configuration.jetStream,
+            requestTimeout: configuration.requestTimeout
+        )
         var jetStream: OpaquePointer?
-        let jsStatus = natsConnection_JetStream(&jetStream, connection, &jsOptions)
+        let jsStatus = jetStreamSettings.makeContext(&jetStream, on: connection)
         guard jsStatus == NATS_OK, let jetStream else {
             let error = ClientErrors.make(jsStatus, ClientErrors.Context(operation: "creating a JetStream context"))
             natsConnection_Close(connection)
@@ -194,13 +225,17 @@ final class NATSClient: @unchecked Sendable {
             throw error
         }
         // The connection for awaited publishes and fetch requests: the same servers and
-        // settings, without the callbacks (the main connection reports the server's comings
-        // and goings).
+        // settings, without the lifecycle callbacks (the main connection reports the server's
+        // comings and goings); its own events hear of the permission errors of its publishes.
         _ = natsOptions_SetDisconnectedCB(options, nil, nil)
         _ = natsOptions_SetReconnectedCB(options, nil, nil)
-        _ = natsOptions_SetErrorHandler(options, nil, nil)
-        _ = natsOptions_SetClosedCB(options, nil, nil)
-        let prompt = PromptConnection.connect(options: options, requestTimeout: configuration.requestTimeout)
+        let promptEvents = ConnectionEvents(logger: logger, servers: servers, keepAlive: signer, reportsLifecycle: false)
+        let prompt = PromptConnection.connect(
+            options: options,
+            events: promptEvents,
+            jetStream: jetStreamSettings,
+            inboxPrefix: configuration.inboxPrefix
+        )
         if prompt == nil {
             logger.debug(
                 "could not open the second connection; awaited publishes and fetches share the main one",
@@ -212,6 +247,9 @@ final class NATSClient: @unchecked Sendable {
             connection: connection,
             jetStream: jetStream,
             prompt: prompt,
+            inboxPrefix: configuration.inboxPrefix,
+            events: mainEvents,
+            jetStreamAPIPrefix: jetStreamSettings.apiSubjectPrefix,
             logger: logger,
             requestTimeout: configuration.requestTimeout,
             pool: pool
@@ -236,12 +274,12 @@ final class NATSClient: @unchecked Sendable {
         natsConnection_IsClosed(connection)
     }
 
-    /// The URL of the server currently connected to, if any.
+    /// The URL of the server currently connected to, if any, user info shown as `***`.
     var connectedURL: String? {
         var buffer = [CChar](repeating: 0, count: 512)
         guard natsConnection_GetConnectedUrl(connection, &buffer, buffer.count) == NATS_OK else { return nil }
         let url = String(nulTerminated: buffer)
-        return url.isEmpty ? nil : url
+        return url.isEmpty ? nil : Redaction.url(url)
     }
 
     /// The largest message body the server accepts.
@@ -259,6 +297,7 @@ final class NATSClient: @unchecked Sendable {
         context: ClientErrors.Context
     ) async throws(MessageStoreError) -> [UInt8] {
         let timeoutMilliseconds = (timeout ?? requestTimeout).milliseconds
+        let started = ContinuousClock.now
         return try await pool.run { () throws(MessageStoreError) -> [UInt8] in
             var reply: OpaquePointer?
             let status = body.withUnsafeBufferPointer { buffer in
@@ -273,6 +312,15 @@ final class NATSClient: @unchecked Sendable {
             }
             defer { natsMsg_Destroy(reply) }
             guard status == NATS_OK, let reply else {
+                if status == NATS_TIMEOUT, self.events.wasDenied(subject, since: started) {
+                    throw MessageStoreError(
+                        code: .permissionDenied,
+                        message: "\(context.operation) failed: the server does not allow this user to publish to \(subject)",
+                        subject: context.subject,
+                        stream: context.stream,
+                        consumer: context.consumer
+                    )
+                }
                 throw ClientErrors.make(status, context)
             }
             return CMessage.data(of: reply)
@@ -280,14 +328,31 @@ final class NATSClient: @unchecked Sendable {
     }
 }
 
-/// Receives the connection's lifecycle callbacks on cnats threads and logs them.
+/// Receives a connection's callbacks on cnats threads: logs its comings and goings, and fails
+/// the publishes the server refused for want of permission.
 final class ConnectionEvents: Sendable {
     let logger: Logger
+    /// The servers, URL user info redacted.
     let servers: String
+    /// What the connection may still call back into (an NKey signer), kept until it closes.
+    private let keepAlive: (any AnyObject & Sendable)?
+    /// Whether this connection reports disconnects and closes (the main one does).
+    private let reportsLifecycle: Bool
+    /// The acknowledgement inbox on this connection, told of refused publishes.
+    private let inbox = Mutex<LazyAckInbox?>(nil)
+    /// The latest subjects the server refused a publish to, and when.
+    private let denials = Mutex<[(subject: String, at: ContinuousClock.Instant)]>([])
 
-    init(logger: Logger, servers: String) {
+    init(logger: Logger, servers: String, keepAlive: (any AnyObject & Sendable)?, reportsLifecycle: Bool) {
         self.logger = logger
         self.servers = servers
+        self.keepAlive = keepAlive
+        self.reportsLifecycle = reportsLifecycle
+    }
+
+    /// Tells `inbox` of the permission violations the server reports from now on.
+    func watch(_ inbox: LazyAckInbox) {
+        self.inbox.withLock { $0 = inbox }
     }
 
     static func from(_ closure: UnsafeMutableRawPointer?) -> ConnectionEvents? {
@@ -305,18 +370,47 @@ final class ConnectionEvents: Sendable {
         if let connection, natsConnection_GetConnectedUrl(connection, &buffer, buffer.count) == NATS_OK {
             url = String(nulTerminated: buffer)
         }
-        logger.notice("reconnected to NATS", metadata: [LogKey.servers: "\(url)"])
+        logger.notice("reconnected to NATS", metadata: [LogKey.servers: "\(Redaction.url(url))"])
     }
 
-    func asyncError(_ status: natsStatus) {
+    func asyncError(_ connection: OpaquePointer?, _ status: natsStatus) {
+        var text: UnsafePointer<CChar>?
+        if let connection {
+            _ = natsConnection_GetLastError(connection, &text)
+        }
+        let detail = text.map { String(cString: $0) } ?? ""
+        if status == NATS_NOT_PERMITTED, let violation = PermissionViolation(detail) {
+            logger.error(
+                "the server denied this user \(violation.isPublish ? "publishing" : "subscribing") to \(violation.subject)",
+                metadata: [LogKey.servers: "\(servers)", LogKey.status: "\(detail)"]
+            )
+            if violation.isPublish {
+                denials.withLock { denials in
+                    denials.append((violation.subject, .now))
+                    if denials.count > 64 { denials.removeFirst(denials.count - 64) }
+                }
+            }
+            inbox.withLock { $0 }?.ifStarted?.refused(violation)
+            return
+        }
         logger.warning(
             "asynchronous NATS error",
-            metadata: [LogKey.servers: "\(servers)", LogKey.status: "\(String(cString: natsStatus_GetText(status)))"]
+            metadata: [
+                LogKey.servers: "\(servers)",
+                LogKey.status: "\(detail.isEmpty ? String(cString: natsStatus_GetText(status)) : detail)",
+            ]
         )
     }
 
+    /// Whether the server refused a publish to `subject` since `instant`.
+    func wasDenied(_ subject: String, since instant: ContinuousClock.Instant) -> Bool {
+        denials.withLock { $0.contains { $0.subject == subject && $0.at >= instant } }
+    }
+
     func closed() {
-        logger.debug("NATS connection closed", metadata: [LogKey.servers: "\(servers)"])
+        if reportsLifecycle {
+            logger.debug("NATS connection closed", metadata: [LogKey.servers: "\(servers)"])
+        }
     }
 }
 

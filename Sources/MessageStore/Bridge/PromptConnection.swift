@@ -21,31 +21,59 @@ final class PromptConnection: @unchecked Sendable {
     /// only consumes has no threads for it.
     private let acks: LazyAckInbox
 
-    /// Connects with `options` (the main connection's, without its callbacks) plus SendAsap.
-    /// Returns nil when that fails; awaited publishes then use the main connection.
-    static func connect(options: OpaquePointer, requestTimeout: Duration) -> PromptConnection? {
+    /// Connects with `options` (the main connection's, without its lifecycle callbacks) plus
+    /// SendAsap; `events` hears of its asynchronous errors. Returns nil when that fails;
+    /// awaited publishes then use the main connection.
+    static func connect(
+        options: OpaquePointer,
+        events: ConnectionEvents,
+        jetStream settings: JetStreamSettings,
+        inboxPrefix: String?
+    ) -> PromptConnection? {
         guard natsOptions_SetSendAsap(options, true) == NATS_OK else { return nil }
+        // Released exactly once: by the closed callback, or below when connecting fails.
+        let closure = Unmanaged.passRetained(events).toOpaque()
+        guard
+            natsOptions_SetErrorHandler(
+                options,
+                { connection, _, status, closure in
+                    ConnectionEvents.from(closure)?.asyncError(connection, status)
+                },
+                closure
+            ) == NATS_OK,
+            natsOptions_SetClosedCB(
+                options,
+                { _, closure in
+                    guard let closure else { return }
+                    Unmanaged<ConnectionEvents>.fromOpaque(closure).takeRetainedValue().closed()
+                },
+                closure
+            ) == NATS_OK
+        else {
+            Unmanaged<ConnectionEvents>.fromOpaque(closure).release()
+            return nil
+        }
         var connection: OpaquePointer?
         guard natsConnection_Connect(&connection, options) == NATS_OK, let connection else {
             natsConnection_Destroy(connection)
+            Unmanaged<ConnectionEvents>.fromOpaque(closure).release()
             return nil
         }
-        var jsOptions = jsOptions()
-        jsOptions_Init(&jsOptions)
-        jsOptions.Wait = requestTimeout.milliseconds
         var jetStream: OpaquePointer?
-        guard natsConnection_JetStream(&jetStream, connection, &jsOptions) == NATS_OK, let jetStream else {
+        guard settings.makeContext(&jetStream, on: connection) == NATS_OK, let jetStream else {
             natsConnection_Close(connection)
             natsConnection_Destroy(connection)
             return nil
         }
-        return PromptConnection(connection: connection, jetStream: jetStream)
+        let prompt = PromptConnection(connection: connection, jetStream: jetStream, inboxPrefix: inboxPrefix)
+        events.watch(prompt.acks)
+        return prompt
     }
 
-    private init(connection: OpaquePointer, jetStream: OpaquePointer) {
+    private init(connection: OpaquePointer, jetStream: OpaquePointer, inboxPrefix: String?) {
         self.connection = connection
         self.jetStream = jetStream
-        acks = LazyAckInbox(connection: connection)
+        acks = LazyAckInbox(connection: connection, inboxPrefix: inboxPrefix)
     }
 
     deinit {

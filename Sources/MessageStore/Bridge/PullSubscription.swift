@@ -52,7 +52,7 @@ final class PullSubscription: @unchecked Sendable {
         self.stream = stream
         self.consumer = consumer
         self.acknowledges = acknowledges
-        requestSubject = "$JS.API.CONSUMER.MSG.NEXT.\(stream).\(consumer)"
+        requestSubject = client.jetStreamAPIPrefix + "CONSUMER.MSG.NEXT.\(stream).\(consumer)"
     }
 
     deinit {
@@ -72,11 +72,7 @@ final class PullSubscription: @unchecked Sendable {
                 stream: stream,
                 consumer: consumer
             )
-            var inbox: UnsafeMutablePointer<natsInbox>?
-            let created = natsInbox_Create(&inbox)
-            guard created == NATS_OK, let inbox else { throw ClientErrors.make(created, context) }
-            let name = String(cString: inbox)
-            natsInbox_Destroy(inbox)
+            let name = try AckInbox.uniqueInboxName(prefix: client.inboxPrefix, context)
             var subscription: OpaquePointer?
             // Requests and their replies go over the connection that sends at once;
             // acknowledgements go on the main connection.
