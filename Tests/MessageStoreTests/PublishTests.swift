@@ -121,8 +121,7 @@ struct PublishTests {
             #expect(error.message.contains("ensureStream(\"nowhere\")"))
             // Two pauses (100 ms, then 200 ms) happened, and nothing waited for a timeout.
             #expect(duration >= .milliseconds(300))
-            // Below the 5 s publish timeout: no attempt waited for one (the parallel suite can add seconds).
-            #expect(duration < .milliseconds(4_500))
+            #expect(duration < .seconds(3))
         }
     }
 
@@ -144,7 +143,7 @@ struct PublishTests {
             #expect(error.subject == "nowhere.1")
             #expect(error.message.hasPrefix("no stream covers \(store.prefix).nowhere.1"))
             #expect(duration >= .milliseconds(300))
-            #expect(duration < .milliseconds(4_500))
+            #expect(duration < .seconds(3))
         }
     }
 
@@ -167,7 +166,7 @@ struct PublishTests {
             let error = try #require(await task.value)
             #expect(error.code == .cancelled)
             #expect(error.subject == "nowhere.1")
-            #expect(clock.now - started < .milliseconds(4_500))
+            #expect(clock.now - started < .seconds(3))
         }
     }
 
