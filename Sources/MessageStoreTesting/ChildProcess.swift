@@ -27,6 +27,21 @@ public enum ChildProcess {
         public var lines: [String] { stdout.split(separator: "\n").map(String.init) }
     }
 
+    /// A program of the package built with the tests, such as `message-store`: found in the
+    /// directory of the running test executable or one above it, where SwiftPM puts products.
+    public static func builtExecutable(named name: String) -> URL {
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path),
+            directory.path != "/"
+        {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent(name)
+    }
+
     /// Runs `executable` with `arguments` to its end, collecting its output.
     /// - Parameters:
     ///   - executable: The program.

@@ -1,4 +1,5 @@
 import Crypto
+import MessageStore
 public import Foundation
 
 /// An NKey pair made for a test: an Ed25519 key with NATS's encoding (`SU…` seed, `U…` public key).
@@ -47,27 +48,7 @@ public struct NKeyPair: Sendable {
 
     /// Base32 (no padding) of `bytes` followed by their CRC-16/XMODEM, little-endian.
     private static func encode(_ bytes: [UInt8]) -> String {
-        var crc: UInt16 = 0
-        for byte in bytes {
-            crc ^= UInt16(byte) << 8
-            for _ in 0..<8 { crc = crc & 0x8000 != 0 ? crc << 1 ^ 0x1021 : crc << 1 }
-        }
-        let all = bytes + [UInt8(crc & 0xFF), UInt8(crc >> 8)]
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
-        var output: [UInt8] = []
-        var buffer: UInt32 = 0
-        var bits = 0
-        for byte in all {
-            buffer = buffer << 8 | UInt32(byte)
-            bits += 8
-            while bits >= 5 {
-                bits -= 5
-                output.append(alphabet[Int(buffer >> UInt32(bits) & 31)])
-            }
-            buffer &= (1 << UInt32(bits)) - 1
-        }
-        if bits > 0 { output.append(alphabet[Int(buffer << UInt32(5 - bits) & 31)]) }
-        return String(decoding: output, as: UTF8.self)
+        Base32.encodeWithChecksum(bytes)
     }
 }
 

@@ -5,18 +5,7 @@ import Testing
 
 /// Runs the built `message-store` binary, which sits next to the test executable.
 enum CLI {
-    static let binary: URL = {
-        let executable =
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
-        var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("message-store").path),
-            directory.path != "/"
-        {
-            directory.deleteLastPathComponent()
-        }
-        return directory.appendingPathComponent("message-store")
-    }()
+    static let binary = ChildProcess.builtExecutable(named: "message-store")
 
     /// Runs the binary to its end; the waiting happens off the cooperative pool.
     static func run(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> ChildProcess.Output {

@@ -8,18 +8,7 @@ import Testing
 /// A `FaultWorker` process (Tests/FaultWorker), its output lines collected as they come.
 final class WorkerProcess: Sendable {
     /// The built `FaultWorker` binary, next to the test executable.
-    static let binary: URL = {
-        let executable =
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
-        var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("FaultWorker").path),
-            directory.path != "/"
-        {
-            directory.deleteLastPathComponent()
-        }
-        return directory.appendingPathComponent("FaultWorker")
-    }()
+    static let binary = ChildProcess.builtExecutable(named: "FaultWorker")
 
     /// Every line the process printed, then "exited" once it is gone.
     let lines = Recorder<String>()

@@ -32,10 +32,7 @@ struct NKeySeed: Sendable {
         } catch {
             throw Self.invalid("its key is not a valid Ed25519 seed")
         }
-        var encoded = [keyType] + Array(privateKey.publicKey.rawRepresentation)
-        let crc = CRC16.xmodem(encoded[...])
-        encoded += [UInt8(crc & 0xFF), UInt8(crc >> 8)]
-        publicKey = Base32.encode(encoded)
+        publicKey = Base32.encodeWithChecksum([keyType] + Array(privateKey.publicKey.rawRepresentation))
     }
 
     private static func invalid(_ reason: String) -> MessageStoreError {
@@ -43,9 +40,16 @@ struct NKeySeed: Sendable {
     }
 }
 
-/// RFC 4648 base32 without padding, as NKeys use it.
-enum Base32 {
+/// RFC 4648 base32 without padding, as NKeys use it. Package-wide: the test helpers that make
+/// keys and credentials encode them the same way.
+package enum Base32 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
+
+    /// `bytes` and their CRC-16/XMODEM (little-endian), encoded: an NKey's text form.
+    package static func encodeWithChecksum(_ bytes: [UInt8]) -> String {
+        let crc = CRC16.xmodem(bytes[...])
+        return encode(bytes + [UInt8(crc & 0xFF), UInt8(crc >> 8)])
+    }
 
     static func decode(_ text: String) -> [UInt8]? {
         var bytes: [UInt8] = []
@@ -69,7 +73,7 @@ enum Base32 {
         return bytes
     }
 
-    static func encode(_ bytes: [UInt8]) -> String {
+    package static func encode(_ bytes: [UInt8]) -> String {
         var output: [UInt8] = []
         var buffer: UInt32 = 0
         var bits = 0
@@ -90,8 +94,8 @@ enum Base32 {
 }
 
 /// CRC-16/XMODEM, the checksum of NKeys.
-enum CRC16 {
-    static func xmodem(_ bytes: ArraySlice<UInt8>) -> UInt16 {
+package enum CRC16 {
+    package static func xmodem(_ bytes: ArraySlice<UInt8>) -> UInt16 {
         var crc: UInt16 = 0
         for byte in bytes {
             crc ^= UInt16(byte) << 8
