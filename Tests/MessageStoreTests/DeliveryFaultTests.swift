@@ -175,7 +175,10 @@ struct DeliveryFaultTests {
             #expect(selfKills <= log.poisonRuns.count)
             let missing = (1...UInt64(total)).filter { $0 != UInt64(poisonIndex) && log.handled[$0] == nil }
             #expect(missing.isEmpty, "never handled: \(missing.prefix(20))")
-            #expect(log.unexplainedAttempts.isEmpty, "\(log.unexplainedAttempts.prefix(10))")
+            // A run is recorded before its handler starts: a kill in between counts a run that
+            // never started, at most one per kill (the one message between its record and its start).
+            #expect(log.unexplainedAttempts.count <= externalKills, "\(log.unexplainedAttempts.prefix(10))")
+            if !log.unexplainedAttempts.isEmpty { print("crash test: counted but never started: \(log.unexplainedAttempts)") }
             // A kill can interrupt the one handler running, or land between a handler's end and
             // its acknowledgement: at most one message handled twice per kill.
             #expect(log.duplicates <= externalKills + log.poisonRuns.count, "handled twice: \(log.duplicates)")
