@@ -30,6 +30,9 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
             case decodingFailed
             case clientError
             case waitTimedOut
+            case invalidHeader
+            case invalidMessageID
+            case cancelled
         }
 
         private let base: Base
@@ -68,6 +71,14 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
         public static let waitTimedOut = Code(.waitTimedOut)
         /// The NATS client library reported a failure not covered by another code.
         public static let clientError = Code(.clientError)
+        /// A header name or value would not travel as given (a name with a control character,
+        /// a space or `:`; a value with CR, LF or NUL); nothing was sent.
+        public static let invalidHeader = Code(.invalidHeader)
+        /// A de-duplication id would not travel as given (empty, or with CR, LF or NUL); nothing
+        /// was sent.
+        public static let invalidMessageID = Code(.invalidMessageID)
+        /// The task was cancelled before the operation finished.
+        public static let cancelled = Code(.cancelled)
 
         /// The code's name, such as `streamNotFound`.
         public var description: String { base.rawValue }
@@ -163,6 +174,14 @@ extension MessageStoreError {
         MessageStoreError(
             code: .invalidSubject,
             message: "invalid subject \"\(subject)\": \(reason)",
+            subject: subject
+        )
+    }
+
+    static func cancelled(_ operation: String, subject: String? = nil) -> MessageStoreError {
+        MessageStoreError(
+            code: .cancelled,
+            message: "\(operation) was cancelled",
             subject: subject
         )
     }
