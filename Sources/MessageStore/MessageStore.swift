@@ -50,11 +50,33 @@ public struct MessageStore: Sendable {
                 self.multiplier = multiplier
             }
 
-            /// The pause after failed attempt number `attempt` (1-based).
+            /// The longest pause, whatever the numbers: a day.
+            public static let longestDelay = Duration.seconds(86_400)
+
+            /// The pause after failed attempt number `attempt` (1-based); it saturates at
+            /// ``longestDelay`` and is never negative.
             public func delay(afterAttempt attempt: Int) -> Duration {
-                var factor = 1.0
-                for _ in 1..<max(attempt, 1) { factor *= multiplier }
-                return initialDelay * factor
+                ExponentialDelay.delay(
+                    initial: initialDelay,
+                    multiplier: multiplier,
+                    maximum: Self.longestDelay,
+                    afterAttempt: attempt
+                )
+            }
+
+            /// Checks the numbers a store is created with.
+            /// - Throws: ``MessageStoreError/Code/invalidConfiguration`` naming the wrong part.
+            func validate() throws(MessageStoreError) {
+                func invalid(_ text: String) -> MessageStoreError {
+                    MessageStoreError(code: .invalidConfiguration, message: "invalid publishRetry: \(text)")
+                }
+                guard maxAttempts >= 1 else { throw invalid("maxAttempts must be at least 1") }
+                guard multiplier.isFinite, multiplier >= 1 else {
+                    throw invalid("the multiplier must be a finite number of 1 or more, not \(multiplier)")
+                }
+                guard initialDelay >= .zero, initialDelay <= Self.longestDelay else {
+                    throw invalid("initialDelay must be between zero and \(Self.longestDelay), not \(initialDelay)")
+                }
             }
         }
 
@@ -105,8 +127,13 @@ public struct MessageStore: Sendable {
         logger: Logger = Logger(label: "message-store")
     ) throws(MessageStoreError) {
         naming = try Naming(prefix: configuration.prefix)
-        guard configuration.publishRetry.maxAttempts >= 1 else {
-            throw MessageStoreError(code: .invalidConfiguration, message: "publishRetry.maxAttempts must be at least 1")
+        try configuration.publishRetry.validate()
+        guard configuration.publishTimeout > .zero, configuration.publishTimeout <= ExponentialDelay.longestNanoseconds
+        else {
+            throw MessageStoreError(
+                code: .invalidConfiguration,
+                message: "publishTimeout must be positive and fit Int64 nanoseconds, not \(configuration.publishTimeout)"
+            )
         }
         self.connection = connection
         self.configuration = configuration
