@@ -40,7 +40,8 @@ extension MessageStore {
     /// - Returns: The folded value; the initial value when the subject has no messages.
     /// - Throws: ``MessageStoreError/Code/streamNotFound`` when no stream stores the subject;
     ///   ``MessageStoreError/Code/decodingFailed`` for a message that is not a valid envelope or
-    ///   whose data does not decode as its reducer's type; whatever a reducer throws.
+    ///   whose data does not decode as its reducer's type; ``MessageStoreError/Code/cancelled``
+    ///   when the task is cancelled; whatever a reducer throws.
     public func fetch<State>(
         _ subject: String,
         projection: Projection<State>,
@@ -111,11 +112,11 @@ extension MessageStore {
                 detail =
                     "is not a valid envelope (a JSON object with a string \"type\" and an object \"data\"): \(text)"
             case .undecodableData(let type, let text):
-                detail = "has \(type) data that does not decode: \(text)"
+                detail = "has \(LogText.peer(type)) data that does not decode: \(text)"
             }
             throw MessageStoreError(
                 code: .decodingFailed,
-                message: "the message at sequence \(fetched.streamSequence) on \(subject) \(detail)",
+                message: "the message at sequence \(fetched.streamSequence) on \(LogText.peer(subject)) \(detail)",
                 subject: subject
             )
         }
@@ -160,7 +161,8 @@ extension MessageStore {
     ///     stream's last sequence when the wait is set up.
     ///   - timeout: How long to wait. Defaults to 5 seconds.
     ///   - predicate: Which message to return. Defaults to any.
-    /// - Throws: ``MessageStoreError/Code/waitTimedOut`` when none arrives in time.
+    /// - Throws: ``MessageStoreError/Code/waitTimedOut`` when none arrives in time;
+    ///   ``MessageStoreError/Code/cancelled`` at once when the task is cancelled.
     public func waitFor(
         _ subject: String,
         after sequence: UInt64? = nil,
@@ -197,7 +199,8 @@ extension MessageStore {
     /// Waits for the next message on `subject` of type `Payload` that satisfies `predicate`.
     ///
     /// See ``waitFor(_:after:timeout:where:)`` for `after`.
-    /// - Throws: ``MessageStoreError/Code/waitTimedOut`` when none arrives in time.
+    /// - Throws: ``MessageStoreError/Code/waitTimedOut`` when none arrives in time;
+    ///   ``MessageStoreError/Code/cancelled`` at once when the task is cancelled.
     public func waitFor<Payload: MessagePayload>(
         _ subject: String,
         as _: Payload.Type,
@@ -358,6 +361,10 @@ public struct RawMessages: AsyncSequence, Sendable {
                         batch: Swift.min(remainingLimit ?? 256, 256),
                         wait: follow && caughtUp ? .seconds(5) : nil
                     )
+                } catch where error.code == .cancelled && follow {
+                    // Following ends when the iterating task is cancelled.
+                    await finish()
+                    return nil
                 } catch {
                     await finish()
                     throw error

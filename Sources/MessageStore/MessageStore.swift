@@ -80,17 +80,18 @@ public struct MessageStore: Sendable {
                 self.deadline = deadline
             }
 
-            /// The pause after failed attempt number `attempt` (1-based), at most ``maxDelay``.
+            /// The longest pause or deadline a store accepts: a day.
+            public static let longestDelay = Duration.seconds(86_400)
+
+            /// The pause after failed attempt number `attempt` (1-based), at most ``maxDelay``;
+            /// it saturates whatever the numbers, and is never negative.
             public func delay(afterAttempt attempt: Int) -> Duration {
-                var delay = min(initialDelay, maxDelay)
-                var remaining = max(attempt, 1) - 1
-                while remaining > 0, delay < maxDelay {
-                    // In Double nanoseconds, so that a large multiplier cannot overflow Duration.
-                    let next = Double(delay.nanoseconds) * multiplier
-                    delay = next >= Double(maxDelay.nanoseconds) ? maxDelay : .nanoseconds(Int64(next))
-                    remaining -= 1
-                }
-                return delay
+                ExponentialDelay.delay(
+                    initial: initialDelay,
+                    multiplier: multiplier,
+                    maximum: min(maxDelay, Self.longestDelay),
+                    afterAttempt: attempt
+                )
             }
 
             /// Why this backoff cannot be used, or nil.
@@ -100,8 +101,8 @@ public struct MessageStore: Sendable {
                     return "publishRetry.multiplier must be a finite number of at least 1, not \(multiplier)"
                 }
                 for (name, value) in [("initialDelay", initialDelay), ("maxDelay", maxDelay), ("deadline", deadline)]
-                where value < .zero {
-                    return "publishRetry.\(name) must not be negative, not \(value)"
+                where value < .zero || value > Self.longestDelay {
+                    return "publishRetry.\(name) must be between zero and \(Self.longestDelay), not \(value)"
                 }
                 return nil
             }
@@ -156,6 +157,13 @@ public struct MessageStore: Sendable {
         naming = try Naming(prefix: configuration.prefix)
         if let problem = configuration.publishRetry.problem {
             throw MessageStoreError(code: .invalidConfiguration, message: problem)
+        }
+        guard configuration.publishTimeout > .zero, configuration.publishTimeout <= ExponentialDelay.longestNanoseconds
+        else {
+            throw MessageStoreError(
+                code: .invalidConfiguration,
+                message: "publishTimeout must be positive and fit Int64 nanoseconds, not \(configuration.publishTimeout)"
+            )
         }
         self.connection = connection
         self.configuration = configuration

@@ -34,6 +34,8 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
             case clientError
             case waitTimedOut
             case streamUnavailable
+            case invalidHeader
+            case invalidMessageID
             case cancelled
         }
 
@@ -89,6 +91,12 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
         public static let waitTimedOut = Code(.waitTimedOut)
         /// The NATS client library reported a failure not covered by another code.
         public static let clientError = Code(.clientError)
+        /// A header name or value would not travel as given (a name with a control character,
+        /// a space or `:`; a value with CR, LF or NUL); nothing was sent.
+        public static let invalidHeader = Code(.invalidHeader)
+        /// A de-duplication id would not travel as given (empty, or with CR, LF or NUL); nothing
+        /// was sent.
+        public static let invalidMessageID = Code(.invalidMessageID)
 
         /// The code's name, such as `streamNotFound`.
         public var description: String { base.rawValue }
@@ -184,6 +192,14 @@ extension MessageStoreError {
         MessageStoreError(
             code: .invalidSubject,
             message: "invalid subject \"\(subject)\": \(reason)",
+            subject: subject
+        )
+    }
+
+    static func cancelled(_ operation: String, subject: String? = nil) -> MessageStoreError {
+        MessageStoreError(
+            code: .cancelled,
+            message: "\(operation) was cancelled",
             subject: subject
         )
     }

@@ -98,12 +98,15 @@ public final class NATSConnection: Sendable {
     ///   - logger: Receives connection events (disconnects, reconnects). Defaults to a logger
     ///     labelled `message-store`.
     /// - Throws: ``MessageStoreError`` with code ``MessageStoreError/Code/connectionFailed`` when
-    ///   no server could be reached or credentials were refused.
+    ///   no server could be reached or credentials were refused;
+    ///   ``MessageStoreError/Code/invalidConfiguration`` for a timeout or pause that is not
+    ///   positive or longer than a day.
     public static func connect(
         _ configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "message-store")
     ) async throws(MessageStoreError) -> NATSConnection {
-        NATSConnection(client: try await NATSClient.connect(configuration, logger: logger))
+        try configuration.validate()
+        return NATSConnection(client: try await NATSClient.connect(configuration, logger: logger))
     }
 
     /// Closes the connection. In-flight requests fail with

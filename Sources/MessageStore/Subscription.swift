@@ -423,6 +423,7 @@ extension Subscription {
             MessageStoreError(code: .invalidConfiguration, message: text, consumer: consumer)
         }
         guard configuration.maxAttempts >= 1 else { throw invalid("maxAttempts must be at least 1") }
+        try configuration.retrySchedule.validate()
         if let maxDeliveries = configuration.maxDeliveries, maxDeliveries < configuration.maxAttempts {
             throw invalid("maxDeliveries must be at least maxAttempts (\(configuration.maxAttempts))")
         }

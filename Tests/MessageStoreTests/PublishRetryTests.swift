@@ -79,9 +79,11 @@ struct PublishRetryTests {
             maxAttempts: 3,
             initialDelay: .seconds(1),
             multiplier: 1e300,
-            maxDelay: .seconds(86_400 * 365)
+            maxDelay: Backoff.longestDelay
         )
-        #expect(steep.delay(afterAttempt: 1_000_000) == .seconds(86_400 * 365))
+        #expect(steep.delay(afterAttempt: 1_000_000) == Backoff.longestDelay)
+        // A longer maxDelay is refused at creation; the pause saturates at a day all the same.
+        #expect(Backoff(maxAttempts: 3, initialDelay: .seconds(1), maxDelay: .seconds(86_400 * 365)).problem != nil)
         let flat = Backoff(maxAttempts: 3, initialDelay: .milliseconds(100), multiplier: 1)
         #expect(flat.delay(afterAttempt: 50) == .milliseconds(100))
     }

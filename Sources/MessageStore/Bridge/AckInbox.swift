@@ -246,6 +246,11 @@ final class AckInbox: @unchecked Sendable {
 
             let status: natsStatus
             if publication.headers.isEmpty {
+                do throws(MessageStoreError) {
+                    try SubjectRules.validateLength(publication.natsSubject, subject: publication.subject)
+                } catch {
+                    return error
+                }
                 // The same PUB on the wire, without a C message to allocate and collect.
                 status = publication.body.withUnsafeBytes { body in
                     natsConnection_PublishRequest(

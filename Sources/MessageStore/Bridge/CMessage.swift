@@ -66,6 +66,7 @@ enum CMessage {
         _ publication: Publication,
         reply: UnsafePointer<CChar>? = nil
     ) throws(MessageStoreError) -> OpaquePointer {
+        try publication.validate()
         var message: OpaquePointer?
         let status = publication.body.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
@@ -96,6 +97,13 @@ struct Publication: Sendable {
     var natsSubject: String
     var body: [UInt8]
     var headers: MessageHeaders
+
+    /// Checks what the server would refuse or read otherwise than meant (an overlong subject,
+    /// a header that would break its line), before anything is sent.
+    func validate() throws(MessageStoreError) {
+        try SubjectRules.validateLength(natsSubject, subject: subject)
+        try HeaderRules.validate(headers, subject: subject)
+    }
 }
 
 /// A stored message as read from a stream, copied out of C.

@@ -134,7 +134,7 @@ enum Envelope {
         } catch {
             throw MessageStoreError(
                 code: .decodingFailed,
-                message: "the data of the \(type) message\(sequence.map { " at sequence \($0)" } ?? "") "
+                message: "the data of the \(LogText.peer(type)) message\(sequence.map { " at sequence \($0)" } ?? "") "
                     + "does not decode as \(Payload.self): \(describe(error))",
                 subject: subject,
                 underlying: error
@@ -159,8 +159,9 @@ enum Envelope {
         }
     }
 
+    /// A coding path for an error message: its keys may come from a peer's body.
     private static func path(_ keys: [any CodingKey]) -> String {
-        keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        LogText.peer(keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: "."))
     }
 }
 
@@ -183,7 +184,16 @@ struct BodyDecoder: Sendable {
         self.foundation = foundation
     }
 
+    /// Decodes `body`; a body with a key twice in one object is refused
+    /// (``JSONDuplicateKeys/Found``), whichever decoder would have read it.
     func decode<T: Decodable>(_ type: T.Type, from body: [UInt8]) throws -> T {
-        try FastJSONDecoder.decodeWithFallback(type, from: body, fast: fast, foundation: foundation)
+        do {
+            return try fast.decode(type, from: body)
+        } catch {
+            // The fast parser refuses duplicate keys, but `JSONDecoder` keeps the first value:
+            // look before falling back.
+            if let key = JSONDuplicateKeys.first(in: body) { throw JSONDuplicateKeys.Found(key: key) }
+            return try foundation.decode(type, from: Data(body))
+        }
     }
 }

@@ -21,7 +21,9 @@ struct Naming: Sendable, Hashable {
     /// The NATS subject for an application subject to publish to (validated).
     func publishSubject(_ subject: String) throws(MessageStoreError) -> String {
         try SubjectRules.validate(subject, as: .publish)
-        return subjectPrefix + subject
+        let natsSubject = subjectPrefix + subject
+        try SubjectRules.validateLength(natsSubject, subject: subject)
+        return natsSubject
     }
 
     /// The NATS filter for an application filter (validated).

@@ -64,18 +64,66 @@ enum SubjectRules {
         }
     }
 
-    /// A prefix is a subject fragment; a trailing "." has already been removed.
+    /// A prefix is one token of ASCII letters, digits and `_`; a trailing "." has already been
+    /// removed.
+    ///
+    /// So no two stores overlap: with a "." in it, prefix `a.x` would publish into the subjects
+    /// of prefix `a`'s category `x` (and reuse its stream `a-x`); with a "-", prefix `a-b`'s
+    /// category `c` and prefix `a`'s category `b-c` would both be stream `a-b-c`. Without either,
+    /// a stream name splits at its first "-" into the prefix and the category. Stream names cannot
+    /// hold "/", "\", "." or whitespace, which the server would refuse only later.
     static func validatePrefix(_ prefix: String) throws(MessageStoreError) {
         guard !prefix.isEmpty else { return }
-        do {
-            try validate(prefix, as: .publish)
-        } catch {
+        let isAllowed = { (byte: UInt8) in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"):
+                return true
+            default:
+                return false
+            }
+        }
+        guard prefix.utf8.allSatisfy(isAllowed) else {
             throw MessageStoreError(
                 code: .invalidConfiguration,
-                message: "invalid environment prefix \"\(prefix)\": \(error.message)",
-                underlying: error
+                message: "invalid environment prefix \"\(prefix)\": a prefix is one token of ASCII letters, digits "
+                    + "and \"_\" (no \".\", \"-\", \"/\", \"\\\\\", wildcards or whitespace), so that no two "
+                    + "prefixes share a subject or a stream name"
             )
         }
+    }
+
+    /// nats-server's default `max_control_line`: the longest `PUB`/`HPUB` line (subject, reply
+    /// subject and sizes) it reads. A longer line makes it close the connection. The server
+    /// does not announce its limit (nor does cnats expose one), so the default is assumed.
+    static let defaultMaxControlLine = 4096
+
+    /// Room kept in a control line for everything but the subject: the reply subject (the
+    /// library's inboxes take about 60 bytes), two sizes and the spaces.
+    static let controlLineReserve = 256
+
+    /// The longest NATS subject (prefix included) the store publishes to, in bytes.
+    static let maxPublishSubjectLength = defaultMaxControlLine - controlLineReserve
+
+    /// Checks that a NATS subject fits the server's control line with room for a reply subject.
+    /// - Parameters:
+    ///   - natsSubject: The subject as sent, prefix included.
+    ///   - limit: The longest subject allowed, in UTF-8 bytes. Defaults to ``maxPublishSubjectLength``.
+    ///   - subject: The application subject, for the error. Defaults to `natsSubject`.
+    /// - Throws: ``MessageStoreError/Code/invalidSubject`` when it is longer.
+    static func validateLength(
+        _ natsSubject: String,
+        limit: Int = maxPublishSubjectLength,
+        subject: String? = nil
+    ) throws(MessageStoreError) {
+        let length = natsSubject.utf8.count
+        guard length > limit else { return }
+        throw MessageStoreError(
+            code: .invalidSubject,
+            message: "invalid subject \"\(LogText.peer(natsSubject, limit: 64))\": it is \(length) bytes long, "
+                + "more than the \(limit) the server's control line leaves room for; nothing was sent",
+            subject: subject ?? natsSubject
+        )
     }
 
     private static func validateCharacters(_ value: String, what: String) throws(MessageStoreError) {

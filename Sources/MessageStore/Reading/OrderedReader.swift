@@ -119,8 +119,11 @@ final class OrderedReader: Sendable {
     /// - Parameters:
     ///   - batch: The most messages to return.
     ///   - wait: nil to return what is there now; otherwise wait up to this long for one new message.
+    /// - Throws: ``MessageStoreError/Code/cancelled`` as soon as the task is cancelled, whether
+    ///   it was before the call or during a wait.
     func next(batch: Int, wait: Duration? = nil) async throws(MessageStoreError) -> [FetchedMessage] {
         while true {
+            if Task.isCancelled { throw .cancelled("reading \(natsFilter)", subject: natsFilter) }
             guard let current = cursor.withLock({ $0 }) else { return [] }
             if wait == nil && current.remaining == 0 { return [] }
             let subscription = try await subscription(for: current)
@@ -139,8 +142,8 @@ final class OrderedReader: Sendable {
             } onCancel: {
                 subscription.unsubscribe()
             }
+            if Task.isCancelled { throw .cancelled("reading \(natsFilter)", subject: natsFilter) }
             let outcome = try result.get()
-            if Task.isCancelled { return [] }
             switch outcome {
             case .messages(let messages):
                 if let gapAfter = accept(messages) {

@@ -44,9 +44,8 @@ struct DeadLetter {
     let cause: Cause
     let reason: String
 
-    /// The longest NATS subject a dead letter gets: nats-server's control line is 4,096 bytes by
-    /// default, and the publish line also carries the reply subject and the sizes.
-    static let maxSubjectBytes = 3_800
+    /// The longest NATS subject a dead letter gets: what any publish may have.
+    static let maxSubjectBytes = SubjectRules.maxPublishSubjectLength
 
     /// The id that makes a second copy of the same message a duplicate.
     var messageID: String { "dead-letter:\(stream):\(message.streamSequence)" }
@@ -144,9 +143,7 @@ struct DeadLetter {
     /// Whether a peer's header may be copied: a well-formed name (visible ASCII, no `:`), a value
     /// on one line, and not a name the library or the server owns.
     static func isCopyable(_ field: MessageHeaders.Field) -> Bool {
-        guard !field.name.isEmpty, field.name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }),
-            !field.value.utf8.contains(where: { $0 == 0 || $0 == 10 || $0 == 13 })
-        else { return false }
+        guard HeaderRules.isValidName(field.name), HeaderRules.isValidValue(field.value) else { return false }
         let lowered = field.name.lowercased()
         return !lowered.hasPrefix("nats-") && !lowered.hasPrefix("messagestore-")
     }

@@ -273,7 +273,7 @@ final class Dispatcher: Sendable {
         let typeMetrics = metrics.forType(type)
         logger.warning(
             "giving up on message: terminating it",
-            metadata: log.metadata.merging(["reason": "\(reason)", "cause": "\(cause.rawValue)"]) { $1 }
+            metadata: log.metadata.merging(["reason": "\(LogText.peer(reason, limit: 1_000))", "cause": "\(cause.rawValue)"]) { $1 }
         )
         if let deadLetterPrefix {
             let letter = DeadLetter(
@@ -290,7 +290,7 @@ final class Dispatcher: Sendable {
                 logger.info(
                     "message dead-lettered",
                     metadata: log.metadata.merging([
-                        "dead_letter.subject": "\(stored.subject)",
+                        "dead_letter.subject": "\(LogText.peer(stored.subject))",
                         "dead_letter.sequence": "\(stored.ack.sequence)",
                     ]) { $1 }
                 )
@@ -303,7 +303,7 @@ final class Dispatcher: Sendable {
                 if let reduced = stored.reduced {
                     logger.warning(
                         "the dead letter is reduced",
-                        metadata: log.metadata.merging(["reason": "\(reduced)"]) { $1 }
+                        metadata: log.metadata.merging(["reason": "\(LogText.peer(reduced, limit: 1_000))"]) { $1 }
                     )
                 }
             } catch {
@@ -341,14 +341,15 @@ struct LogContext {
     var error: String?
 
     var metadata: Logger.Metadata {
+        // The subject, the type and an error's text come from a peer: escaped and capped.
         var metadata: Logger.Metadata = [
             LogKey.consumer: "\(consumer)",
-            LogKey.subject: "\(subject)",
+            LogKey.subject: "\(LogText.peer(subject))",
             LogKey.sequence: "\(sequence)",
             LogKey.attempt: "\(attempt)",
         ]
-        if let type { metadata[LogKey.type] = "\(type)" }
-        if let error { metadata[LogKey.error] = "\(error)" }
+        if let type { metadata[LogKey.type] = "\(LogText.peer(type))" }
+        if let error { metadata[LogKey.error] = "\(LogText.peer(error, limit: 1_000))" }
         return metadata
     }
 }
