@@ -84,14 +84,18 @@ public final class NATSTestServer: Sendable {
         extraArguments: [String] = [],
         _ body: (NATSTestServer) async throws -> Result
     ) async throws -> Result {
-        let server = try NATSTestServer(executable: executable, extraArguments: extraArguments)
-        try await server.start()
+        try await NATSTestServer(executable: executable, extraArguments: extraArguments).running(body)
+    }
+
+    /// Starts this server, runs `body`, and stops the server, whether `body` returns or throws.
+    func running<Result>(_ body: (NATSTestServer) async throws -> Result) async throws -> Result {
+        try await start()
         do {
-            let result = try await body(server)
-            try await server.stop()
+            let result = try await body(self)
+            try await stop()
             return result
         } catch {
-            try? await server.stop()
+            try? await stop()
             throw error
         }
     }

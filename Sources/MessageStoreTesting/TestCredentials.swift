@@ -367,15 +367,7 @@ extension NATSTestServer {
         extraArguments: [String] = [],
         _ body: (NATSTestServer) async throws -> Result
     ) async throws -> Result {
-        let server = try NATSTestServer(configuration: configuration, executable: executable, extraArguments: extraArguments)
-        try await server.start()
-        do {
-            let result = try await body(server)
-            try await server.stop()
-            return result
-        } catch {
-            try? await server.stop()
-            throw error
-        }
+        try await NATSTestServer(configuration: configuration, executable: executable, extraArguments: extraArguments)
+            .running(body)
     }
 }
