@@ -300,12 +300,14 @@ struct DeliveryFaultTests {
             try await store.ensureStream("jobs")
             try await store.publish(FaultJob(value: 1), to: "jobs.1")
             let runs = Recorder<(attempt: Int, cancelled: Bool)>()
+            let started = Recorder<Int>()
             var configuration = Subscription.Configuration()
             configuration.shutdownGracePeriod = .milliseconds(200)
             let stuck = try store.subscription(
                 to: "jobs.>",
                 consumer: "graceful",
                 handlers: MessageHandlers().handling(FaultJob.self) { message in
+                    started.record(message.attempt)
                     do {
                         try await Task.sleep(for: .seconds(60))
                         runs.record((message.attempt, false))
@@ -318,9 +320,9 @@ struct DeliveryFaultTests {
             )
             let task = Task { try await stuck.run() }
             await stuck.untilStarted()
-            try await waitUntil("the handler runs") {
-                try await store.consumerInfo("graceful", category: "jobs").numAckPending == 1
-            }
+            // The handler itself has started (a delivered message not yet started would be given
+            // back unstarted, which is another test).
+            try await started.wait(forCount: 1)
             let stopping = try await elapsed {
                 stuck.stop()
                 try await task.value
