@@ -9,30 +9,16 @@ import Logging
     import Darwin
 #endif
 
-/// Signs the server's nonce with an NKey seed held in memory (``Configuration/Authentication/nkey(seed:)``).
-///
-/// Kept alive by every connection that may still call it (each connection's
-/// ``ConnectionEvents``, released by its closed callback).
-final class NKeySigner: Sendable {
-    let seed: String
-    let publicKey: String
-
-    init(seed: String, publicKey: String) {
-        self.seed = seed
-        self.publicKey = publicKey
-    }
-}
-
 /// Applies a configuration's security settings (authentication, TLS, inbox prefix) to cnats options.
 enum ConnectionOptions {
-    /// Sets what `configuration` asks for on `options`; returns the signer of an in-memory
-    /// seed, which must outlive every connection made with `options`.
+    /// Sets what `configuration` asks for on `options`; returns the signer of NKey and JWT
+    /// authentication, which must outlive every connection made with `options`.
     static func apply(
         _ configuration: NATSConnection.Configuration,
         to options: OpaquePointer,
         logger: Logger,
         check: (natsStatus, String) throws(MessageStoreError) -> Void
-    ) throws(MessageStoreError) -> NKeySigner? {
+    ) throws(MessageStoreError) -> ConnectionSigner? {
         if let name = configuration.name {
             try validateName(name)
             try check(natsOptions_SetName(options, name), "setting the connection name")
@@ -68,34 +54,76 @@ enum ConnectionOptions {
             try check(natsOptions_SetToken(options, token), "setting the token")
             return nil
         case .nkeySeedFile(let path):
-            let seed = try readFile(path, what: "NKey seed file")
-            let publicKey = try NKeySeed(seed).publicKey
-            // cnats reads the seed from the file itself at each connect and wipes its copy.
-            try check(natsOptions_SetNKeyFromSeed(options, publicKey, path), "reading the NKey seed file \(path)")
-            return nil
+            let contents = try readBytes(path, what: "NKey seed file")
+            guard let line = CredentialsFile.seedLine(in: contents) else {
+                throw MessageStoreError(
+                    code: .invalidConfiguration,
+                    message: "the NKey seed file \(path) holds no seed (a line starting with S)"
+                )
+            }
+            let publicKey = try NKeySeed(String(decoding: contents[line], as: UTF8.self)).publicKey
+            let signer = ConnectionSigner(.seedFile(path), publicKey: publicKey)
+            try setNKey(signer, publicKey: publicKey, on: options, check: check)
+            return signer
         case .nkeySeed(let seed):
-            let signer = NKeySigner(seed: Substring(seed).trimmingWhitespace(), publicKey: try NKeySeed(seed).publicKey)
+            let publicKey = try NKeySeed(seed).publicKey
+            let signer = ConnectionSigner(.seed(Substring(seed).trimmingWhitespace()), publicKey: publicKey)
+            try setNKey(signer, publicKey: publicKey, on: options, check: check)
+            return signer
+        case .credentialsFile(let path):
+            // Read here to give a clear error now for a missing, unreadable or malformed file;
+            // the signer reads it again at each connect.
+            let contents = try readBytes(path, what: "credentials file")
+            guard CredentialsFile.item(0, in: contents) != nil, let seed = CredentialsFile.item(1, in: contents) else {
+                throw MessageStoreError(
+                    code: .invalidConfiguration,
+                    message: "the credentials file \(path) does not hold a user JWT and a seed between BEGIN and END lines"
+                )
+            }
+            _ = try NKeySeed(String(decoding: contents[seed], as: UTF8.self))
+            let signer = ConnectionSigner(.credentialsFile(path), publicKey: nil)
             try check(
-                natsOptions_SetNKey(
+                natsOptions_SetUserCredentialsCallbacks(
                     options,
-                    signer.publicKey,
-                    { _, signature, signatureLength, nonce, closure in
+                    { jwt, errorText, closure in
+                        guard let closure else { return NATS_ERR }
+                        return Unmanaged<ConnectionSigner>.fromOpaque(closure).takeUnretainedValue()
+                            .userJWT(into: jwt, errorText: errorText)
+                    },
+                    Unmanaged.passUnretained(signer).toOpaque(),
+                    { errorText, signature, signatureLength, nonce, closure in
                         guard let closure, let nonce else { return NATS_ERR }
-                        let signer = Unmanaged<NKeySigner>.fromOpaque(closure).takeUnretainedValue()
-                        // nats_Sign allocates the signature with malloc; cnats frees it.
-                        return nats_Sign(signer.seed, nonce, signature, signatureLength)
+                        return Unmanaged<ConnectionSigner>.fromOpaque(closure).takeUnretainedValue()
+                            .sign(nonce, into: signature, length: signatureLength, errorText: errorText)
                     },
                     Unmanaged.passUnretained(signer).toOpaque()
                 ),
-                "setting the NKey"
+                "setting the credentials file \(path)"
             )
             return signer
-        case .credentialsFile(let path):
-            // Read here only to give a clear error for a missing or unreadable file.
-            _ = try readFile(path, what: "credentials file")
-            try check(natsOptions_SetUserCredentialsFromFiles(options, path, nil), "reading the credentials file \(path)")
-            return nil
         }
+    }
+
+    private static func setNKey(
+        _ signer: ConnectionSigner,
+        publicKey: String,
+        on options: OpaquePointer,
+        check: (natsStatus, String) throws(MessageStoreError) -> Void
+    ) throws(MessageStoreError) {
+        try check(
+            natsOptions_SetNKey(
+                options,
+                publicKey,
+                { errorText, signature, signatureLength, nonce, closure in
+                    guard let closure, let nonce else { return NATS_ERR }
+                    // nats_Sign allocates the signature with malloc; cnats frees it.
+                    return Unmanaged<ConnectionSigner>.fromOpaque(closure).takeUnretainedValue()
+                        .sign(nonce, into: signature, length: signatureLength, errorText: errorText)
+                },
+                Unmanaged.passUnretained(signer).toOpaque()
+            ),
+            "setting the NKey"
+        )
     }
 
     private static func applyTLS(
@@ -198,6 +226,11 @@ enum ConnectionOptions {
 
     /// The file's text, or an error that names the file (never its contents).
     static func readFile(_ path: String, what: String) throws(MessageStoreError) -> String {
+        String(decoding: try readBytes(path, what: what), as: UTF8.self)
+    }
+
+    /// The file's bytes (at most 1 MiB), or an error that names the file (never its contents).
+    static func readBytes(_ path: String, what: String) throws(MessageStoreError) -> [UInt8] {
         guard let file = fopen(path, "rb") else {
             let reason = String(cString: strerror(errno))
             throw MessageStoreError(code: .invalidConfiguration, message: "cannot read the \(what) \(path): \(reason)")
@@ -213,7 +246,7 @@ enum ConnectionOptions {
                 throw MessageStoreError(code: .invalidConfiguration, message: "the \(what) \(path) is larger than 1 MiB")
             }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 }
 

@@ -2,38 +2,23 @@ import CNATS
 import Synchronization
 
 extension NATSClient {
-    /// Publishes one message to JetStream and waits for its acknowledgement.
+    /// Publishes one message to JetStream and waits for its acknowledgement, through the
+    /// connection that sends at once (see ``PromptConnection``).
     func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
         if let prompt {
             return try await prompt.publish(publication, timeout: timeout)
         }
-        let waitMilliseconds = timeout.milliseconds
-        return try await pool.run { () throws(MessageStoreError) -> PublishAck in
-            let message = try CMessage.make(publication)
-            // js_PublishMsg does not take ownership of the message.
-            defer { natsMsg_Destroy(message) }
-            var options = jsPubOptions()
-            jsPubOptions_Init(&options)
-            options.MaxWait = waitMilliseconds
-            var ack: UnsafeMutablePointer<jsPubAck>?
-            var errorCode = jsErrCode(rawValue: 0)
-            let status = self.withJetStream { jetStream in
-                js_PublishMsg(&ack, jetStream, message, &options, &errorCode)
-            }
-            defer { jsPubAck_Destroy(ack) }
-            guard status == NATS_OK, let ack else {
-                throw ClientErrors.make(
-                    status,
-                    jetStreamCode: errorCode,
-                    .publishing(publication.subject)
-                )
-            }
-            return PublishAck(
-                stream: ack.pointee.Stream.map { String(cString: $0) } ?? "",
-                sequence: ack.pointee.Sequence,
-                isDuplicate: ack.pointee.Duplicate
-            )
+        // Without the second connection, through the main one's inbox: the same matching of
+        // acknowledgements, timeouts and refused publishes, only behind its flusher.
+        let inbox: AckInbox
+        do {
+            inbox = try pipelineAcks()
+        } catch {
+            var error = error
+            error.subject = publication.subject
+            throw error
         }
+        return try await inbox.publish(publication, timeout: timeout)
     }
 
     /// Starts a batch of `count` messages published with their acknowledgements in flight

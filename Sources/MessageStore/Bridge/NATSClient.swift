@@ -190,7 +190,7 @@ final class NATSClient: @unchecked Sendable {
         )
 
         var connection: OpaquePointer?
-        let status = natsConnection_Connect(&connection, options)
+        let status = connectAgainOnDroppedSignature(&connection, options, signer: signer)
         guard status == NATS_OK, let connection else {
             var error = scrubbed(ClientErrors.make(status, context))
             let hungUp =
@@ -232,6 +232,7 @@ final class NATSClient: @unchecked Sendable {
         let promptEvents = ConnectionEvents(logger: logger, servers: servers, keepAlive: signer, reportsLifecycle: false)
         let prompt = PromptConnection.connect(
             options: options,
+            signer: signer,
             events: promptEvents,
             jetStream: jetStreamSettings,
             inboxPrefix: configuration.inboxPrefix
@@ -411,6 +412,25 @@ final class ConnectionEvents: Sendable {
         if reportsLifecycle {
             logger.debug("NATS connection closed", metadata: [LogKey.servers: "\(servers)"])
         }
+    }
+}
+
+/// Connects with `options`; when the server refused a signature cnats failed to send (see
+/// ``ConnectionSigner``), connects again, a few times: each connection signs a new nonce.
+func connectAgainOnDroppedSignature(
+    _ connection: inout OpaquePointer?,
+    _ options: OpaquePointer,
+    signer: ConnectionSigner?
+) -> natsStatus {
+    var attempts = 0
+    while true {
+        let status = natsConnection_Connect(&connection, options)
+        attempts += 1
+        guard status == NATS_CONNECTION_AUTH_FAILED, let signer, signer.takeDroppedSignature(), attempts < 4 else {
+            return status
+        }
+        natsConnection_Destroy(connection)
+        connection = nil
     }
 }
 

@@ -26,6 +26,7 @@ final class PromptConnection: @unchecked Sendable {
     /// awaited publishes then use the main connection.
     static func connect(
         options: OpaquePointer,
+        signer: ConnectionSigner?,
         events: ConnectionEvents,
         jetStream settings: JetStreamSettings,
         inboxPrefix: String?
@@ -54,7 +55,7 @@ final class PromptConnection: @unchecked Sendable {
             return nil
         }
         var connection: OpaquePointer?
-        guard natsConnection_Connect(&connection, options) == NATS_OK, let connection else {
+        guard connectAgainOnDroppedSignature(&connection, options, signer: signer) == NATS_OK, let connection else {
             natsConnection_Destroy(connection)
             Unmanaged<ConnectionEvents>.fromOpaque(closure).release()
             return nil
