@@ -116,6 +116,65 @@ struct InteropTests {
         }
     }
 
+    /// A peer's body with `type` twice: Python's `json` keeps the last value, `JSONDecoder` the
+    /// first, so a Python and a Swift worker on one stream would handle it as two different types.
+    /// The store refuses such bodies instead (poison for a worker, `decodingFailed` for a read):
+    /// no Swift reader ever takes it for the first type.
+    @Test func aBodyWithADuplicateTypeIsNeverReadAsTheFirstType() async throws {
+        try #require(
+            await Python.isAvailable(),
+            "\(Python.interpreter) cannot import message_store and nats; run scripts/setup.sh"
+        )
+        try await withStore { store, server in
+            try await store.ensureStream("orders")
+            let body = #"{"type":"OrderPlaced","data":{"orderId":"1","amount":1},"type":"legacy.renamed.v1"}"#
+            try await RawNATSPeer.publish(
+                port: server.port,
+                subject: "\(store.prefix).orders.event.dup",
+                headerBlock: "NATS/1.0\r\n\r\n",
+                body: Array(body.utf8)
+            )
+
+            let output = try await Python.script("python_reads.py", [server.url, store.prefix, "orders.event.dup"])
+            #expect(output.status == 0, "python failed: \(output.stderr)")
+            let read = try JSONDecoder().decode([JSONValue].self, from: Data(output.stdout.utf8))
+            guard case .object(let first)? = read.first else {
+                Issue.record("Python read nothing: \(output.stdout)")
+                return
+            }
+            #expect(first["type"] == "legacy.renamed.v1", "Python keeps the last key: \(first)")
+            // What Foundation's decoder alone would have said.
+            struct TypeOnly: Decodable { var type: String }
+            #expect(try JSONDecoder().decode(TypeOnly.self, from: Data(body.utf8)).type == "OrderPlaced")
+
+            let error = await #expect(throws: MessageStoreError.self) {
+                try await store.lastMessage(on: "orders.event.dup")
+            }
+            #expect(error?.code == .decodingFailed)
+            #expect(error?.message.contains("appears twice") == true, "\(String(describing: error))")
+
+            // A worker dead-letters it at once (malformed, not retried), unhandled.
+            try await store.ensureStream("dlq")
+            let handled = Recorder<OrderPlaced>()
+            var configuration = Subscription.Configuration()
+            configuration.deadLetterSubject = "dlq"
+            let worker = try store.subscription(
+                to: "orders.event.>",
+                consumer: "dup-worker",
+                handlers: MessageHandlers().handling(OrderPlaced.self) { handled.record($0.data) },
+                configuration: configuration
+            )
+            try await withRunning(worker) {
+                try await waitUntil("dead letter of the duplicate-key body") {
+                    try await store.lastMessageRaw(on: "dlq.orders.event.dup") != nil
+                }
+            }
+            let letter = try #require(try await store.lastMessageRaw(on: "dlq.orders.event.dup"))
+            #expect(letter.body == Array(body.utf8))
+            #expect(handled.events.isEmpty)
+        }
+    }
+
     @Test func deadLettersUseThePythonPackagesLayout() async throws {
         try #require(
             await Python.isAvailable(),
