@@ -291,6 +291,10 @@ final class NATSClient: @unchecked Sendable {
     // MARK: Requests
 
     /// Sends a core NATS request and returns the reply body.
+    ///
+    /// The request waits on a library thread; a publish the server refuses ends the wait for
+    /// the caller at once with `permissionDenied` (cnats would only time out; the thread
+    /// itself stays until cnats gives up).
     func request(
         subject: String,
         body: [UInt8],
@@ -298,34 +302,72 @@ final class NATSClient: @unchecked Sendable {
         context: ClientErrors.Context
     ) async throws(MessageStoreError) -> [UInt8] {
         let timeoutMilliseconds = (timeout ?? requestTimeout).milliseconds
-        let started = ContinuousClock.now
-        return try await pool.run { () throws(MessageStoreError) -> [UInt8] in
-            var reply: OpaquePointer?
-            let status = body.withUnsafeBufferPointer { buffer in
-                natsConnection_Request(
-                    &reply,
-                    self.connection,
-                    subject,
-                    buffer.baseAddress,
-                    Int32(buffer.count),
-                    timeoutMilliseconds
-                )
-            }
-            defer { natsMsg_Destroy(reply) }
-            guard status == NATS_OK, let reply else {
-                if status == NATS_TIMEOUT, self.events.wasDenied(subject, since: started) {
-                    throw MessageStoreError(
-                        code: .permissionDenied,
-                        message: "\(context.operation) failed: the server does not allow this user to publish to \(subject)",
-                        subject: context.subject,
-                        stream: context.stream,
-                        consumer: context.consumer
+        let denied = MessageStoreError(
+            code: .permissionDenied,
+            message: "\(context.operation) failed: the server does not allow this user to publish to \(subject)",
+            subject: context.subject,
+            stream: context.stream,
+            consumer: context.consumer
+        )
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[UInt8], MessageStoreError>, Never>) in
+            let once = ResumeOnce(continuation)
+            let watch = events.watchDenial(of: subject) { once.resume(.failure(denied)) }
+            pool.submit {
+                var reply: OpaquePointer?
+                let status = body.withUnsafeBufferPointer { buffer in
+                    natsConnection_Request(
+                        &reply,
+                        self.connection,
+                        subject,
+                        buffer.baseAddress,
+                        Int32(buffer.count),
+                        timeoutMilliseconds
                     )
                 }
-                throw ClientErrors.make(status, context)
+                defer { natsMsg_Destroy(reply) }
+                self.events.stopWatching(watch)
+                if status == NATS_OK, let reply {
+                    once.resume(.success(CMessage.data(of: reply)))
+                } else if status == NATS_TIMEOUT, watch.wasDenied {
+                    once.resume(.failure(denied))
+                } else {
+                    once.resume(.failure(ClientErrors.make(status, context)))
+                }
             }
-            return CMessage.data(of: reply)
         }
+        return try outcome.get()
+    }
+}
+
+/// Resumes a continuation with the first result given, ignoring later ones.
+private final class ResumeOnce<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+
+    init(_ continuation: CheckedContinuation<Value, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ value: Value) {
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
+}
+
+/// A request waiting to hear whether the server refused its publish.
+final class DenialWatch: Sendable {
+    let subject: String
+    private let onDenied: @Sendable () -> Void
+    private let denied = Atomic<Bool>(false)
+
+    init(subject: String, onDenied: @escaping @Sendable () -> Void) {
+        self.subject = subject
+        self.onDenied = onDenied
+    }
+
+    var wasDenied: Bool { denied.load(ordering: .acquiring) }
+
+    func deny() {
+        denied.store(true, ordering: .releasing)
+        onDenied()
     }
 }
 
@@ -341,8 +383,8 @@ final class ConnectionEvents: Sendable {
     private let reportsLifecycle: Bool
     /// The acknowledgement inbox on this connection, told of refused publishes.
     private let inbox = Mutex<LazyAckInbox?>(nil)
-    /// The latest subjects the server refused a publish to, and when.
-    private let denials = Mutex<[(subject: String, at: ContinuousClock.Instant)]>([])
+    /// Requests waiting on their replies, told when the server refuses their subject.
+    private let watches = Mutex<[ObjectIdentifier: DenialWatch]>([:])
 
     init(logger: Logger, servers: String, keepAlive: (any AnyObject & Sendable)?, reportsLifecycle: Bool) {
         self.logger = logger
@@ -386,10 +428,8 @@ final class ConnectionEvents: Sendable {
                 metadata: [LogKey.servers: "\(servers)", LogKey.status: "\(detail)"]
             )
             if violation.isPublish {
-                denials.withLock { denials in
-                    denials.append((violation.subject, .now))
-                    if denials.count > 64 { denials.removeFirst(denials.count - 64) }
-                }
+                let denied = watches.withLock { $0.values.filter { $0.subject == violation.subject } }
+                for watch in denied { watch.deny() }
             }
             inbox.withLock { $0 }?.ifStarted?.refused(violation)
             return
@@ -403,9 +443,16 @@ final class ConnectionEvents: Sendable {
         )
     }
 
-    /// Whether the server refused a publish to `subject` since `instant`.
-    func wasDenied(_ subject: String, since instant: ContinuousClock.Instant) -> Bool {
-        denials.withLock { $0.contains { $0.subject == subject && $0.at >= instant } }
+    /// Calls `onDenied` (on a cnats thread) if the server refuses a publish to `subject` before
+    /// ``stopWatching(_:)``.
+    func watchDenial(of subject: String, onDenied: @escaping @Sendable () -> Void) -> DenialWatch {
+        let watch = DenialWatch(subject: subject, onDenied: onDenied)
+        watches.withLock { $0[ObjectIdentifier(watch)] = watch }
+        return watch
+    }
+
+    func stopWatching(_ watch: DenialWatch) {
+        _ = watches.withLock { $0.removeValue(forKey: ObjectIdentifier(watch)) }
     }
 
     func closed() {
