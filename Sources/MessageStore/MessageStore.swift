@@ -234,7 +234,7 @@ extension MessageStore {
         logger.info("creating stream", metadata: [LogKey.stream: "\(name)", LogKey.subject: "\(filter)"])
         do {
             return StreamDescription(try await api.createStream(config))
-        } catch  where error.jetStreamErrorCode == 10058 {
+        } catch  where error.jetStreamError == .streamNameInUse {
             // Created by someone else meanwhile: use theirs if it covers the category.
             if let existing = try await stream(covering: filter) { return existing }
             throw error

@@ -31,15 +31,15 @@ enum ClientErrors {
         let jsCode = Int(jetStreamCode.rawValue)
         let code: MessageStoreError.Code
         let sentence: String
-        switch (status, jsCode) {
-        case (_, 10071):
+        switch (status, JetStreamErrorCode(jsCode)?.errorCode) {
+        case (_, .wrongExpectedSequence?):
             code = .wrongExpectedSequence
             sentence = "\(context.operation) failed: the subject's last sequence is not the expected one (\(detail))"
-        case (_, 10054), (NATS_MAX_PAYLOAD, _):
+        case (_, .messageTooLarge?), (NATS_MAX_PAYLOAD, _):
             code = .messageTooLarge
             sentence =
                 "\(context.operation) failed: the message is larger than the stream or server accepts (\(detail))"
-        case (_, 10059):
+        case (_, .streamNotFound?):
             code = .streamNotFound
             sentence = "\(context.operation) failed: stream not found (\(detail))"
         case (NATS_NO_RESPONDERS, _):
@@ -78,7 +78,7 @@ enum ClientErrors {
         case (NATS_INVALID_SUBJECT, _):
             code = .invalidSubject
             sentence = "\(context.operation) failed: invalid subject (\(detail))"
-        case (_, let jsCode) where jsCode != 0:
+        case _ where jsCode != 0:
             code = .serverError
             sentence = "\(context.operation) failed: JetStream error \(jsCode): \(detail)"
         default:

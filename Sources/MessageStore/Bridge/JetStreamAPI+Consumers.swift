@@ -92,7 +92,7 @@ extension JetStreamAPI {
                 as: ConsumerInfo.self,
                 context: .init(operation: "reading consumer \(name)", stream: stream, consumer: name)
             )
-        } catch  where error.jetStreamErrorCode == 10014 {
+        } catch  where error.jetStreamError == .consumerNotFound {
             return nil
         }
     }

@@ -70,12 +70,12 @@ struct JetStreamAPI: Sendable {
     static func error(_ apiError: APIError, _ context: ClientErrors.Context) -> MessageStoreError {
         let text = apiError.description ?? "error \(apiError.code)"
         let code: MessageStoreError.Code
-        switch apiError.errCode {
-        case 10059: code = .streamNotFound
-        case 10054: code = .messageTooLarge
-        case 10071: code = .wrongExpectedSequence
-        case nil where apiError.code == 503: code = .noResponders
-        default: code = .serverError
+        if let mapped = JetStreamErrorCode(apiError.errCode)?.errorCode {
+            code = mapped
+        } else if apiError.errCode == nil, apiError.code == 503 {
+            code = .noResponders
+        } else {
+            code = .serverError
         }
         return MessageStoreError(
             code: code,

@@ -30,7 +30,7 @@ extension NATSClient {
             var errorCode = jsErrCode(rawValue: 0)
             let status = self.withJetStream { jetStream in get(jetStream, &message, &errorCode) }
             defer { natsMsg_Destroy(message) }
-            if errorCode.rawValue == 10037 || (status == NATS_NOT_FOUND && errorCode.rawValue == 0) {
+            if JetStreamErrorCode(Int(errorCode.rawValue)) == .noMessageFound || (status == NATS_NOT_FOUND && errorCode.rawValue == 0) {
                 return nil
             }
             guard status == NATS_OK, let message else {

@@ -18,17 +18,13 @@ enum PublishRetry {
         case unacknowledged
     }
 
-    /// JetStream error codes that mean "not now" rather than "no": 10008 (JetStream system
-    /// temporarily unavailable) and 10009 (the cluster cannot handle the request: no leader).
-    static let unavailableJetStreamCodes: Set<Int> = [10008, 10009]
-
     /// Whether and why a publish that failed with `error` may be sent again.
     static func kind(of error: MessageStoreError, hasMessageID: Bool) -> Kind? {
         switch error.code {
         case .noResponders:
             return .unavailable
         case .serverError, .clientError:
-            guard let code = error.jetStreamErrorCode, unavailableJetStreamCodes.contains(code) else { return nil }
+            guard error.jetStreamError?.meansUnavailable == true else { return nil }
             return .unavailable
         case .publishTimedOut, .connectionFailed:
             return hasMessageID ? .unacknowledged : nil

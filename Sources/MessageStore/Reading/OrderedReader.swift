@@ -211,7 +211,7 @@ final class OrderedReader: Sendable {
         current.subscription?.unsubscribe()
         do {
             try await store.api.deleteConsumer(stream: stream, name: current.consumerName)
-        } catch  where error.jetStreamErrorCode == 10014 {
+        } catch  where error.jetStreamError == .consumerNotFound {
             // Already gone.
         } catch {
             store.logger.debug(

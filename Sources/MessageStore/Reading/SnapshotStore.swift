@@ -114,7 +114,7 @@ struct SnapshotStore {
         config.allowDirect = true
         do {
             _ = try await store.api.createStream(config)
-        } catch  where error.jetStreamErrorCode == 10058 {
+        } catch  where error.jetStreamError == .streamNameInUse {
             // Created meanwhile by another process.
         }
     }

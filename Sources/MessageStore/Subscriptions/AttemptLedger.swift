@@ -35,7 +35,7 @@ struct AttemptLedger: Sendable {
         let api = store.api
         do {
             _ = try await api.streamInfo(ledgerStream)
-        } catch where error.jetStreamErrorCode == 10059 {
+        } catch where error.jetStreamError == .streamNotFound {
             var config = JetStreamAPI.StreamConfig(name: ledgerStream)
             config.subjects = ["$KV.\(bucket).>"]
             config.maxAge = retention.nanoseconds
