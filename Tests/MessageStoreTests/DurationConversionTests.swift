@@ -20,7 +20,7 @@ struct DurationConversionTests {
         #expect(Duration.seconds(Int64.max).milliseconds == .max)
         #expect(Duration.seconds(Int64.min).nanoseconds == .min)
         #expect(Duration.seconds(Int64.min).milliseconds == .min)
-        #expect(AckInbox.deadline(after: huge) > UInt64(Int64.max))
-        #expect(AckInbox.deadline(after: .seconds(1)) > AckInbox.now())
+        #expect(MonotonicClock.deadline(after: huge) > UInt64(Int64.max))
+        #expect(MonotonicClock.deadline(after: .seconds(1)) > MonotonicClock.now())
     }
 }

@@ -143,7 +143,7 @@ final class AckInbox: @unchecked Sendable {
         }
         acks.subscription = subscription
         acks.wildcard = name + ".*"
-        BlockingThreadPool.startDedicatedThread(name: "ms-ack-timer") { [acks] in acks.expireLoop() }
+        Threads.start(name: "ms-ack-timer") { [acks] in acks.expireLoop() }
         return acks
     }
 
@@ -200,7 +200,7 @@ final class AckInbox: @unchecked Sendable {
     /// Registers `waiters` under consecutive ids and returns the first, or settles them with
     /// the error and returns nil when the inbox is closed.
     private func register(_ waiters: some Collection<(Waiter, String)>, timeout: Duration) -> UInt64? {
-        let deadline = Self.deadline(after: timeout)
+        let deadline = MonotonicClock.deadline(after: timeout)
         lock.lock()
         if let error = state.closedWith {
             lock.unlock()
@@ -354,7 +354,7 @@ final class AckInbox: @unchecked Sendable {
     private func expireLoop() {
         lock.lock()
         while state.closedWith == nil {
-            let now = Self.now()
+            let now = MonotonicClock.now()
             var expired: [Waiter] = []
             while let (deadline, id) = state.deadlines.first, deadline <= now {
                 state.deadlines.removeFirst()
@@ -458,19 +458,6 @@ final class AckInbox: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return state.waiting.count
-    }
-
-    /// `timeout` from now on the monotonic clock; `UInt64.max` (never) when that is beyond it.
-    static func deadline(after timeout: Duration) -> UInt64 {
-        let (deadline, overflow) = now().addingReportingOverflow(UInt64(clamping: max(timeout.nanoseconds, 1)))
-        return overflow ? .max : deadline
-    }
-
-    /// Nanoseconds on the monotonic clock, the one ``ConditionLock`` waits on.
-    static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }
 

@@ -43,7 +43,7 @@ final class FetchLoop: @unchecked Sendable {
     }
 
     func start() {
-        BlockingThreadPool.startDedicatedThread(name: "ms-fetch") { [self] in run() }
+        Threads.start(name: "ms-fetch") { [self] in run() }
     }
 
     /// Called by the Swift side when it has finished a batch, so another may be fetched.
@@ -123,12 +123,5 @@ final class FetchLoop: @unchecked Sendable {
 
     private var metadata: Logger.Metadata {
         [LogKey.stream: "\(subscription.stream)", LogKey.consumer: "\(subscription.consumer)"]
-    }
-}
-
-extension ConditionLock {
-    /// Waits for a signal for at most `milliseconds`; returns false on timeout.
-    func wait(milliseconds: Int) -> Bool {
-        wait(nanoseconds: Int64(milliseconds) * 1_000_000)
     }
 }

@@ -217,9 +217,9 @@ final class InFlightWindow: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if inFlight >= limit {
-            let deadline = AckInbox.deadline(after: timeout)
+            let deadline = MonotonicClock.deadline(after: timeout)
             while inFlight > lowWater {
-                let now = AckInbox.now()
+                let now = MonotonicClock.now()
                 guard now < deadline else { return 0 }
                 senderWaits = true
                 _ = lock.wait(nanoseconds: Int64(clamping: deadline - now))

@@ -66,7 +66,7 @@ final class ProgressReporter: @unchecked Sendable {
 
     /// Starts reporting, every `interval / 2`, on a thread of its own, until ``stop()``.
     func start() {
-        BlockingThreadPool.startDedicatedThread(name: "ms-progress") { [self] in run() }
+        Threads.start(name: "ms-progress") { [self] in run() }
     }
 
     /// Stops reporting; the thread ends without waiting for the next tick (a round of reports
