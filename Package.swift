@@ -14,7 +14,6 @@ let package = Package(
         .library(name: "MessageStore", targets: ["MessageStore"]),
         .library(name: "MessageStoreTesting", targets: ["MessageStoreTesting"]),
         .executable(name: "message-store", targets: ["message-store"]),
-        .executable(name: "QuickStart", targets: ["QuickStart"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -61,16 +60,19 @@ let package = Package(
             name: "QuickStart",
             dependencies: ["MessageStore"],
             path: "Examples/QuickStart",
+            swiftSettings: upcomingFeatures
         ),
         .target(
             name: "ExampleSupport",
             dependencies: ["MessageStore", .product(name: "Logging", package: "swift-log")],
             path: "Examples/Shared",
+            swiftSettings: upcomingFeatures
         ),
         .executableTarget(
             name: "PublishCommands",
             dependencies: ["ExampleSupport", "MessageStore"],
             path: "Examples/PublishCommands",
+            swiftSettings: upcomingFeatures
         ),
         .executableTarget(
             name: "SubscriberWorker",
@@ -82,11 +84,13 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Examples/SubscriberWorker",
+            swiftSettings: upcomingFeatures
         ),
         .executableTarget(
             name: "RetryAndTermination",
             dependencies: ["ExampleSupport", "MessageStore"],
             path: "Examples/RetryAndTermination",
+            swiftSettings: upcomingFeatures
         ),
         // A worker process that the fault tests start, kill and stop.
         .executableTarget(

@@ -2,7 +2,7 @@
 // prints errors in plain words and closes the connection.
 
 import Logging
-import MessageStore
+public import MessageStore
 
 #if canImport(Glibc)
     import Glibc
