@@ -34,6 +34,12 @@ public struct MessageHeaders: Sendable, Hashable, Sequence, ExpressibleByDiction
         self.fields = Array(fields)
     }
 
+    /// Creates headers from a dictionary, one line per entry, sorted by name (a dictionary has
+    /// no order of its own, and sorting keeps the wire form the same from run to run).
+    public init(_ dictionary: [String: String]) {
+        fields = dictionary.sorted { $0.key < $1.key }.map { Field(name: $0.key, value: $0.value) }
+    }
+
     /// Creates headers from a dictionary literal.
     public init(dictionaryLiteral elements: (String, String)...) {
         fields = elements.map { Field(name: $0.0, value: $0.1) }
