@@ -26,6 +26,8 @@ final class NATSClient: @unchecked Sendable {
     let inboxPrefix: String?
     /// The main connection's callbacks, which remember the subjects the server denied.
     private let events: ConnectionEvents
+    /// Sends the progress reports of this connection's running subscriptions.
+    let progressThread = ProgressThread()
 
     private init(
         connection: OpaquePointer,

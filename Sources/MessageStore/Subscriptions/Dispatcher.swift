@@ -40,7 +40,8 @@ final class Dispatcher: Sendable {
         decoder = Envelope.makeDispatchDecoder(for: subscription.handlers)
         metrics = SubscriptionMetrics(consumer: subscription.consumer, types: subscription.handlers.messageTypes)
         progress = ProgressReporter(
-            interval: configuration.progressInterval ?? configuration.ackWait / 3
+            interval: configuration.progressInterval ?? configuration.ackWait / 3,
+            thread: subscription.store.client.progressThread
         )
         policy = subscription.configuration.deliveryPolicy
     }

@@ -5,13 +5,12 @@ import Synchronization
 /// interval, so the server does not redeliver it meanwhile. It also gives the waiting ones back
 /// when the worker stops.
 ///
-/// One loop serves the whole subscription, on a thread of its own: handlers that keep every
-/// thread of the cooperative pool busy (synchronous, CPU-bound work) are the ones that run long,
-/// and they must not hold their own reports back. Messages are registered a fetched batch at a
-/// time and dropped once all of a batch is settled, so a message costs nothing here on its way
-/// through the dispatcher.
-final class ProgressReporter: @unchecked Sendable {
-    // @unchecked: `stopping` is guarded by `wakeUp`; the batches are behind their Mutex.
+/// The reports are sent from a thread, not a task: handlers that keep every thread of the
+/// cooperative pool busy (synchronous, CPU-bound work) are the ones that run long, and they must
+/// not hold their own reports back. One ``ProgressThread`` per connection serves all its running
+/// subscriptions. Messages are registered a fetched batch at a time and dropped once all of a
+/// batch is settled, so a message costs nothing here on its way through the dispatcher.
+final class ProgressReporter: Sendable {
     private struct Batch {
         var messages: [FetchedMessage]
         /// When the server last heard about these messages: their fetch, then each report.
@@ -20,12 +19,12 @@ final class ProgressReporter: @unchecked Sendable {
 
     let interval: Duration
     private let batches = Mutex<[Batch]>([])
-    /// Guards `stopping` and wakes the reporting thread when it is set.
-    private let wakeUp = ConditionLock()
-    private var stopping = false
+    /// The connection's thread that calls ``reportDue(now:)`` while this reporter is started.
+    private let thread: ProgressThread
 
-    init(interval: Duration) {
+    init(interval: Duration, thread: ProgressThread) {
         self.interval = interval
+        self.thread = thread
     }
 
     /// Registers messages just fetched: the server's ack timer for them started now.
@@ -64,31 +63,15 @@ final class ProgressReporter: @unchecked Sendable {
         batches.withLock { $0.reduce(0) { $0 + $1.messages.count } }
     }
 
-    /// Starts reporting, every `interval / 2`, on a thread of its own, until ``stop()``.
+    /// Starts reporting, at least every `interval / 2`, until ``stop()``.
     func start() {
-        Threads.start(name: "ms-progress") { [self] in run() }
+        thread.add(self)
     }
 
-    /// Stops reporting; the thread ends without waiting for the next tick (a round of reports
-    /// already under way finishes; it skips messages already settled). Harmless to repeat.
+    /// Stops reporting without waiting for the next tick (a round of reports already under way
+    /// finishes; it skips messages already settled). Harmless to repeat.
     func stop() {
-        wakeUp.lock()
-        stopping = true
-        wakeUp.signal()
-        wakeUp.unlock()
-    }
-
-    private func run() {
-        let tick = max((interval / 2).nanoseconds, 1_000_000)
-        wakeUp.lock()
-        while !stopping {
-            _ = wakeUp.wait(nanoseconds: tick)
-            if stopping { break }
-            wakeUp.unlock()
-            reportDue(now: .now)
-            wakeUp.lock()
-        }
-        wakeUp.unlock()
+        thread.remove(self)
     }
 
     /// Reports the unsettled messages of every batch not heard of for an interval, and forgets
@@ -106,5 +89,66 @@ final class ProgressReporter: @unchecked Sendable {
         for message in due {
             message.reportProgress()
         }
+    }
+}
+
+/// The thread that sends the progress reports of every running subscription of a connection.
+///
+/// It runs while at least one reporter is started, waking at half the shortest interval among
+/// them (each reporter reports only what is due for its own interval), and ends when the last
+/// one stops, so a connection without running workers has no such thread.
+final class ProgressThread: @unchecked Sendable {
+    // @unchecked: `reporters` and `isRunning` are guarded by `wakeUp`.
+    private let wakeUp = ConditionLock()
+    private var reporters: [ObjectIdentifier: ProgressReporter] = [:]
+    private var isRunning = false
+
+    func add(_ reporter: ProgressReporter) {
+        wakeUp.lock()
+        reporters[ObjectIdentifier(reporter)] = reporter
+        let start = !isRunning
+        isRunning = true
+        // A shorter interval than the thread waits for now: wake it to wait less.
+        wakeUp.signal()
+        wakeUp.unlock()
+        if start {
+            Threads.start(name: "ms-progress") { [self] in run() }
+        }
+    }
+
+    func remove(_ reporter: ProgressReporter) {
+        wakeUp.lock()
+        reporters[ObjectIdentifier(reporter)] = nil
+        wakeUp.signal()
+        wakeUp.unlock()
+    }
+
+    /// How many reporters are started (for tests).
+    var reporterCount: Int {
+        wakeUp.lock()
+        defer { wakeUp.unlock() }
+        return reporters.count
+    }
+
+    private func run() {
+        wakeUp.lock()
+        var lastRound = ContinuousClock.now
+        while !reporters.isEmpty {
+            let tick = reporters.values.map { max($0.interval / 2, .milliseconds(1)) }.min() ?? .seconds(1)
+            let untilDue = tick - (ContinuousClock.now - lastRound)
+            if untilDue > .zero {
+                _ = wakeUp.wait(nanoseconds: max(untilDue.nanoseconds, 1))
+                continue
+            }
+            let current = Array(reporters.values)
+            wakeUp.unlock()
+            lastRound = .now
+            for reporter in current {
+                reporter.reportDue(now: lastRound)
+            }
+            wakeUp.lock()
+        }
+        isRunning = false
+        wakeUp.unlock()
     }
 }
