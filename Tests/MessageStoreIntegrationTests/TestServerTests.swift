@@ -1,8 +1,9 @@
 import Foundation
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
-@Suite("Test server harness")
+@Suite("Test server harness", .serverRequired)
 struct TestServerTests {
     @Test func aServerWhosePortIsTakenIsNotReportedReady() async throws {
         // Another nats-server with JetStream answers on the port, so a client would find a
@@ -15,18 +16,6 @@ struct TestServerTests {
             #expect(error?.log.contains("address already in use") == true, "\(String(describing: error))")
             #expect(!second.isRunning)
             try await second.stop()
-        }
-    }
-
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/proc/sys/net/ipv4/ip_local_port_range")))
-    func freePortsAreBelowTheEphemeralRange() throws {
-        // Outgoing connections take their source ports from the ephemeral range, so a port
-        // chosen there could be taken before the server binds it.
-        let range = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
-        let start = try #require(range.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) })
-        for _ in 0..<20 {
-            let port = try NATSTestServer.freePort()
-            #expect(port >= 10_000 && port < start)
         }
     }
 }

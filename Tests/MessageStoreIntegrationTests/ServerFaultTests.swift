@@ -1,4 +1,5 @@
 import Foundation
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -6,7 +7,7 @@ import Testing
 
 /// The server killed (SIGKILL) or frozen (SIGSTOP) under load: what was reported stored is stored,
 /// workers resume by themselves, nothing is lost. Counted by reading the stream back.
-@Suite("Server crashes and freezes")
+@Suite("Server crashes and freezes", .serverRequired)
 struct ServerFaultTests {
     /// Every message on `subject`, read back by an ordered consumer: sequence → value.
     func storedValues(_ store: MessageStore, on subject: String) async throws -> [UInt64: Int] {

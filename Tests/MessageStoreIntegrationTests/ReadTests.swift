@@ -1,5 +1,6 @@
 import Foundation
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -28,7 +29,7 @@ let accountProjection = Projection(initial: Account())
 
 struct ReducerFailure: Error {}
 
-@Suite("Reading")
+@Suite("Reading", .serverRequired)
 struct ReadTests {
     func consumerCount(_ store: MessageStore, _ category: String) async throws -> Int {
         try await store.streamDescription(named: "\(store.prefix)-\(category)").consumerCount

@@ -1,4 +1,5 @@
 import Foundation
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Synchronization
 import Testing
@@ -14,7 +15,7 @@ import Testing
 /// cnats 3.4 sends no signature when the Ed25519 signature of the server's nonce starts with a
 /// zero byte (once in 256 connections), and the server refuses a valid user. A scripted server
 /// offers such a nonce first, so the test shows the client connecting again rather than failing.
-@Suite("Signing for NKey and JWT users")
+@Suite("Signing for NKey and JWT users (unit)")
 struct DroppedSignatureTests {
     @Test func aSignatureCNATSWouldDropIsRetriedWithANewNonce() async throws {
         let user = NKeyPair.generate(.user)
@@ -67,25 +68,6 @@ struct DroppedSignatureTests {
         let seedFile = Array("# a comment\n  SUAMSEED  \n".utf8)
         #expect(CredentialsFile.seedLine(in: seedFile).map { String(decoding: seedFile[$0], as: UTF8.self) } == "SUAMSEED")
         #expect(CredentialsFile.seedLine(in: []) == nil)
-    }
-
-    @Test func aWrongKeyIsRefusedAtOnce() async throws {
-        let user = NKeyPair.generate(.user)
-        let other = NKeyPair.generate(.user)
-        try await NATSTestServer.withServer(configuration: """
-            authorization { users: [ { nkey: "\(user.publicKey)" } ] }
-            """) { server in
-            var configuration = NATSConnection.Configuration(servers: [server.url], environment: .values([:]))
-            configuration.authentication = .nkey(seed: other.seed)
-            configuration.reconnect.maxAttempts = 0
-            let error = await #expect(throws: MessageStoreError.self) {
-                try await NATSConnection.connect(configuration, logger: testLogger)
-            }
-            #expect(error?.code == .authenticationFailed)
-            // One refusal in the server's log: a refused signature that was sent is not retried.
-            let log = server.logTail(lines: 500)
-            #expect(log.components(separatedBy: "authentication error").count - 1 == 1, "\(log)")
-        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Logging
 import MessageStore
+import MessageStoreTestSupport
 import ServiceLifecycle
 import UnixSignals
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import ServiceLifecycle
 import Synchronization
@@ -8,7 +9,7 @@ import Testing
 
 @testable import MessageStore
 
-@Suite("Subscription lifecycle and resilience")
+@Suite("Subscription lifecycle and resilience", .serverRequired)
 struct SubscriptionLifecycleTests {
     @Test func slowHandlerIsNotRedeliveredWhileItRuns() async throws {
         try await withStore { store, _ in

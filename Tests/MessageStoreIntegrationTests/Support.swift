@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -35,25 +35,6 @@ func withStore<R>(
             throw error
         }
     }
-}
-
-let testLogger: Logger = {
-    var logger = Logger(label: "message-store-tests")
-    logger.logLevel =
-        ProcessInfo.processInfo.environment["MESSAGE_STORE_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-    return logger
-}()
-
-struct Counter: MessagePayload, Equatable {
-    var value: Int
-}
-
-/// Measures how long `body` takes.
-func elapsed(_ body: () async throws -> Void) async rethrows -> Duration {
-    let clock = ContinuousClock()
-    let start = clock.now
-    try await body()
-    return clock.now - start
 }
 
 /// Runs `subscription` in a child task for the duration of `body`, then stops it and waits for

@@ -1,14 +1,11 @@
 import Foundation
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Synchronization
 import Testing
 
 @testable import MessageStore
-
-struct OrderCancelled: MessagePayload, Equatable {
-    var orderId: String
-}
 
 /// What a handler saw, for assertions.
 struct Delivery: Sendable {
@@ -68,7 +65,7 @@ func deadLetterReader(
     return try store.subscription(to: subject, consumer: "dlq-reader", handlers: handlers, configuration: configuration)
 }
 
-@Suite("Durable subscriptions")
+@Suite("Durable subscriptions", .serverRequired)
 struct SubscriptionTests {
     @Test func dispatchesByTypeAndSkipsUnknownTypes() async throws {
         try await withStore { store, _ in

@@ -22,7 +22,7 @@ struct ReadmeTests {
 
     @Test func workerExampleMatchesTheCompiledOne() throws {
         let example = try String(
-            contentsOf: Self.root.appendingPathComponent("Tests/MessageStoreTests/ReadmeWorkerExample.swift"),
+            contentsOf: Self.root.appendingPathComponent("Tests/MessageStoreUnitTests/ReadmeWorkerExample.swift"),
             encoding: .utf8
         )
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)

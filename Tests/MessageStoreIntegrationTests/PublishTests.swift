@@ -1,5 +1,6 @@
 import Foundation
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -9,7 +10,7 @@ struct Blob: MessagePayload {
     var text: String
 }
 
-@Suite("Publishing")
+@Suite("Publishing", .serverRequired)
 struct PublishTests {
     @Test func sequencesIncreaseAndTheAckNamesTheStream() async throws {
         try await withStore { store, _ in

@@ -1,17 +1,8 @@
 import Foundation
+import MessageStoreTestSupport
 import Testing
 
 @testable import MessageStore
-
-struct OrderPlaced: MessagePayload, Equatable {
-    var orderId: String
-    var amount: Int
-}
-
-struct RenamedEvent: MessagePayload, Equatable {
-    static let messageType = "legacy.renamed.v1"
-    var value: Double
-}
 
 @Suite("Envelope and metadata")
 struct EnvelopeTests {

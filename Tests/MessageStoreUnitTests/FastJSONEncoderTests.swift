@@ -1,4 +1,5 @@
 import Foundation
+import MessageStoreTestSupport
 import Testing
 
 @testable import MessageStore

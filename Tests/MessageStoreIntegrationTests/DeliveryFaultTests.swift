@@ -1,4 +1,5 @@
 import Foundation
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Synchronization
 import Testing
@@ -91,7 +92,7 @@ struct WorkerLog {
 }
 
 /// Crashes and stops of real worker processes, counted exactly with an independent reader.
-@Suite("Delivery under crashes and restarts")
+@Suite("Delivery under crashes and restarts", .serverRequired)
 struct DeliveryFaultTests {
     /// The dead letters stored under `dlq.>`, read by an ordered consumer of their own.
     func deadLetters(_ store: MessageStore) async throws -> [StoredMessage] {

@@ -1,11 +1,12 @@
 import Foundation
+import MessageStoreTestSupport
 import MessageStoreTesting
 import ServiceLifecycle
 import Testing
 
 @testable import MessageStore
 
-@Suite("Connection as a service")
+@Suite("Connection as a service", .serverRequired)
 struct ConnectionServiceTests {
     /// Listed before the worker in a ServiceGroup, the connection closes only after the worker
     /// finished the message in hand, so its handler can still publish and its ack still goes out.

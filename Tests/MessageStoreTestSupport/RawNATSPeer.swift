@@ -8,15 +8,19 @@ import Foundation
 
 /// A hostile peer that speaks the NATS protocol by hand over a socket, so a test can store what
 /// no well-behaved client would send: malformed header blocks, subjects at the server's limits.
-enum RawNATSPeer {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+package enum RawNATSPeer {
+    package struct Failure: Error, CustomStringConvertible {
+        package var description: String
+
+        package init(description: String) {
+            self.description = description
+        }
     }
 
     /// Connects to `port` on loopback, sends `HPUB subject <header block> body` without a reply
     /// subject (a JetStream stream stores it all the same), and waits for the server's PONG, so
     /// the message is processed when this returns.
-    static func publish(port: Int, subject: String, headerBlock: String, body: [UInt8]) async throws {
+    package static func publish(port: Int, subject: String, headerBlock: String, body: [UInt8]) async throws {
         try await Task.detached {
             try send(port: port, subject: subject, headerBlock: Array(headerBlock.utf8), body: body)
         }.value

@@ -1,30 +1,12 @@
 import Foundation
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
 @testable import MessageStore
 
-@Suite("Connection")
+@Suite("Connection", .serverRequired)
 struct ConnectionTests {
-    @Test func unreachableServerIsAConnectionError() async throws {
-        let port = try NATSTestServer.freePort()
-        var configuration = NATSConnection.Configuration(url: "nats://127.0.0.1:\(port)")
-        configuration.connectTimeout = .milliseconds(500)
-        var caught: MessageStoreError?
-        let duration = await elapsed {
-            do {
-                _ = try await NATSConnection.connect(configuration, logger: testLogger)
-            } catch {
-                caught = error as? MessageStoreError
-            }
-        }
-        let error = try #require(caught)
-        #expect(error.code == .connectionFailed)
-        #expect(error.message.contains("127.0.0.1:\(port)"))
-        #expect(error.clientStatus != nil)
-        #expect(duration < .seconds(5))
-    }
-
     @Test func userAndPasswordAuthentication() async throws {
         try await NATSTestServer.withServer(extraArguments: ["--user", "app", "--pass", "s3cret"]) { server in
             var configuration = NATSConnection.Configuration(url: server.url)

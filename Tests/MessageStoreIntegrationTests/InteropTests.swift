@@ -1,4 +1,5 @@
 import Foundation
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -35,7 +36,7 @@ enum Python {
     }
 }
 
-@Suite("Interop with the Python message-store package", .enabled { await Python.enabled() })
+@Suite("Interop with the Python message-store package", .serverRequired, .enabled { await Python.enabled() })
 struct InteropTests {
     @Test func pythonReadsWhatSwiftPublished() async throws {
         try #require(

@@ -1,10 +1,11 @@
 import Foundation
 import MessageStore
+import MessageStoreTestSupport
 import Testing
 
 @testable import MessageStore
 
-@Suite("APIs for tools")
+@Suite("APIs for tools", .serverRequired)
 struct ToolAPITests {
     @Test func streamsAndConsumersUnderThePrefix() async throws {
         try await withStore { store, _ in

@@ -1,5 +1,6 @@
 import Foundation
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -11,6 +12,7 @@ import Testing
 /// (`MESSAGE_STORE_FAILOVER_TESTS=1 swift test --filter FailoverTests`).
 @Suite(
     "Failover: publishes ride out a stream leader election (run alone)",
+    .serverRequired,
     .enabled(if: ProcessInfo.processInfo.environment["MESSAGE_STORE_FAILOVER_TESTS"] == "1")
 )
 struct FailoverTests {

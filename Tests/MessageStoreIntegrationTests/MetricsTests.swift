@@ -1,4 +1,5 @@
 import Metrics
+import MessageStoreTestSupport
 import MetricsTestKit
 import Testing
 
@@ -12,7 +13,7 @@ let sharedTestMetrics: TestMetrics = {
     return metrics
 }()
 
-@Suite("Metrics")
+@Suite("Metrics", .serverRequired)
 struct MetricsTests {
     @Test func countsHandledRetriedTerminatedAndDeadLettered() async throws {
         let metrics = sharedTestMetrics

@@ -1,11 +1,12 @@
 import Foundation
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
 @testable import MessageStore
 
 /// What a hostile peer stores cannot stop a worker, suppress a dead letter or forge its headers.
-@Suite("Dead letters under hostile input")
+@Suite("Dead letters under hostile input", .serverRequired)
 struct DeadLetterHardeningTests {
     func deadLetteringWorker(_ store: MessageStore, consumer: String = "hardened") throws -> Subscription {
         var configuration = Subscription.Configuration()

@@ -1,10 +1,11 @@
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
 @testable import MessageStore
 
-@Suite("Streams")
+@Suite("Streams", .serverRequired)
 struct StreamTests {
     @Test func createsTheCategoryStreamWhenAllowed() async throws {
         try await withStore { store, _ in

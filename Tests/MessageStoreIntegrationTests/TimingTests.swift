@@ -1,5 +1,6 @@
 import Foundation
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -10,6 +11,7 @@ import Testing
 /// (`MESSAGE_STORE_TIMING_TESTS=1 swift test --filter TimingTests`).
 @Suite(
     "Timing (run alone)",
+    .serverRequired,
     .serialized,
     .enabled(if: ProcessInfo.processInfo.environment["MESSAGE_STORE_TIMING_TESTS"] == "1")
 )
