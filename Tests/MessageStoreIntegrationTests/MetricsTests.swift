@@ -1,5 +1,5 @@
-import Metrics
 import MessageStoreTestSupport
+import Metrics
 import MetricsTestKit
 import Testing
 
