@@ -104,19 +104,46 @@ let package = Package(
             path: "Tests/FaultWorker",
             swiftSettings: upcomingFeatures
         ),
-        .testTarget(
-            name: "MessageStoreCLITests",
-            dependencies: ["message-store", "MessageStore", "MessageStoreTesting"],
+        // What the test targets share (payload types, the logger, the nats-server requirement),
+        // declared `package`: no product, so users of the library never see it.
+        .target(
+            name: "MessageStoreTestSupport",
+            dependencies: [
+                "MessageStore",
+                "MessageStoreTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/MessageStoreTestSupport",
             swiftSettings: upcomingFeatures
         ),
         .testTarget(
-            name: "MessageStoreTests",
+            name: "MessageStoreCLITests",
+            dependencies: ["message-store", "MessageStore", "MessageStoreTesting", "MessageStoreTestSupport"],
+            swiftSettings: upcomingFeatures
+        ),
+        // No server, no Python, no child processes: runs anywhere the package builds.
+        .testTarget(
+            name: "MessageStoreUnitTests",
+            dependencies: [
+                "MessageStore",
+                "MessageStoreTesting",
+                "MessageStoreTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: upcomingFeatures
+        ),
+        // Real nats-server processes, the Python package and the FaultWorker executable; skipped
+        // where no nats-server is found, unless MESSAGE_STORE_REQUIRE_SERVER=1.
+        .testTarget(
+            name: "MessageStoreIntegrationTests",
             dependencies: [
                 "MessageStore",
                 "FaultWorker",
                 "MessageStoreTesting",
+                "MessageStoreTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
             ],

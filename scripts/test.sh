@@ -17,6 +17,9 @@ if [[ -z "${NATS_SERVER_BIN:-}" && -x /usr/sbin/nats-server ]]; then
 fi
 export MESSAGE_STORE_PYTHON="$PWD/.build/interop-venv/bin/python"
 export MESSAGE_STORE_REQUIRE_INTEROP=1
+# Without a nats-server the integration tests skip themselves (so `swift test` passes with the
+# unit tests alone on a bare machine); here a missing server is a failure.
+export MESSAGE_STORE_REQUIRE_SERVER=1
 
 # Each test server leaves its pid here while it runs; anything left when the run ends (a crashed
 # test process) is stopped, so nothing keeps running.

@@ -228,7 +228,7 @@ public final class NATSTestServer: Sendable {
 
     // MARK: Helpers
 
-    static func defaultExecutable() throws -> String {
+    package static func defaultExecutable() throws -> String {
         if let configured = ProcessInfo.processInfo.environment["NATS_SERVER_BIN"], !configured.isEmpty {
             guard FileManager.default.isExecutableFile(atPath: configured) else {
                 throw NATSTestServerError(message: "NATS_SERVER_BIN=\(configured) is not an executable file")

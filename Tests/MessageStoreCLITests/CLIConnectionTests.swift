@@ -1,5 +1,6 @@
 import Foundation
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -14,7 +15,7 @@ private func lines(_ output: ChildProcess.Output) throws -> [[String: JSONValue]
     try output.lines.map(json)
 }
 
-@Suite("message-store CLI connections", .serialized)
+@Suite("message-store CLI connections", .serverRequired, .serialized)
 struct CLIConnectionTests {
     @Test func connectionOptionsBeforeOrAfterTheSubcommand() async throws {
         try await NATSTestServer.withServer { server in

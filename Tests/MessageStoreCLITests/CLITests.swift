@@ -1,5 +1,6 @@
 import Foundation
 import MessageStore
+import MessageStoreTestSupport
 import MessageStoreTesting
 import Testing
 
@@ -35,7 +36,7 @@ func json(_ line: String) throws -> [String: JSONValue] {
     return object
 }
 
-@Suite("message-store CLI")
+@Suite("message-store CLI", .serverRequired)
 struct CLITests {
     @Test func publishReadLastAndStreams() async throws {
         try await withCLIStore { store, global in
