@@ -33,7 +33,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-swift build --build-tests
+# House style, checked before anything is built: swift format (the toolchain's, with
+# .swift-format), strict.
+swift format lint --strict --recursive Sources Tests Examples Benchmarks/SwiftBench Package.swift
+
+# No warnings in the project's own code (dependencies' warnings are theirs): a warning in a file
+# of this repository fails the run. A clean clone compiles every file, so CI sees them all.
+build_log=$(mktemp)
+swift build --build-tests 2>&1 | tee "$build_log"
+if grep -E "^$PWD/(Sources|Tests|Examples|Benchmarks)/[^:]+:[0-9]+:[0-9]+: warning:" "$build_log"; then
+    echo "test: the warnings above are in the project's own code; fix them" >&2
+    rm -f "$build_log"
+    exit 1
+fi
+rm -f "$build_log"
 if [[ $# -gt 0 ]]; then
     echo "test: nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/null || echo '(not found)')"
     swift test --skip-build "$@"
@@ -63,3 +76,5 @@ scripts/leak-check.sh
 # The benchmark runner keeps working: a quick run (small sizes, one repetition, release
 # build) of every scenario and implementation. Its numbers are not checked here.
 Benchmarks/run --quick
+# The API documentation builds, its warnings (broken symbol links) as errors.
+scripts/docs.sh

@@ -361,7 +361,7 @@ public struct RawMessages: AsyncSequence, Sendable {
                         batch: Swift.min(remainingLimit ?? 256, 256),
                         wait: follow && caughtUp ? .seconds(5) : nil
                     )
-                } catch where error.code == .cancelled && follow {
+                } catch  where error.code == .cancelled && follow {
                     // Following ends when the iterating task is cancelled.
                     await finish()
                     return nil

@@ -162,7 +162,8 @@ public struct MessageStore: Sendable {
         else {
             throw MessageStoreError(
                 code: .invalidConfiguration,
-                message: "publishTimeout must be positive and fit Int64 nanoseconds, not \(configuration.publishTimeout)"
+                message:
+                    "publishTimeout must be positive and fit Int64 nanoseconds, not \(configuration.publishTimeout)"
             )
         }
         self.connection = connection

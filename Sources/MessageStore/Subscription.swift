@@ -320,7 +320,10 @@ public final class Subscription: Service, Sendable {
                 subject: filter,
                 consumer: consumer
             )
-            store.logger.error("subscription cannot go on", metadata: logMetadata.merging([LogKey.error: "\(error)"]) { $1 })
+            store.logger.error(
+                "subscription cannot go on",
+                metadata: logMetadata.merging([LogKey.error: "\(error)"]) { $1 }
+            )
             throw error
         }
         // Acknowledgements are buffered for a moment; make sure the server has them before

@@ -1,6 +1,6 @@
 import Crypto
-import MessageStore
 public import Foundation
+import MessageStore
 
 /// An NKey pair made for a test: an Ed25519 key with NATS's encoding (`SU…` seed, `U…` public key).
 ///
@@ -278,7 +278,9 @@ public struct TestCertificates: Sendable {
         func run(_ arguments: [String]) async throws {
             let output = try await ChildProcess.run(tool, arguments)
             guard output.status == 0 else {
-                throw NATSTestServerError(message: "openssl \(arguments.joined(separator: " ")) failed: \(output.stderr)")
+                throw NATSTestServerError(
+                    message: "openssl \(arguments.joined(separator: " ")) failed: \(output.stderr)"
+                )
             }
         }
         let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]

@@ -182,7 +182,11 @@ struct StoreOptions: ParsableArguments {
             fail("cannot connect (\(error.code)): \(error.message)")
         }
         do {
-            let store = try MessageStore(connection: connection, prefix: prefix, createMissingStreams: createMissingStreams)
+            let store = try MessageStore(
+                connection: connection,
+                prefix: prefix,
+                createMissingStreams: createMissingStreams
+            )
             try await body(store)
             await connection.close()
         } catch let error as MessageStoreError {
@@ -330,7 +334,10 @@ struct StreamAdd: AsyncParsableCommand {
     @Option(name: .customLong("max-bytes"), help: "The most bytes the stream keeps. Defaults to 1 GiB.")
     var maxBytes: Int64?
 
-    @Option(name: .customLong("max-age"), help: "How long messages are kept, such as 30d, 12h or 90m. Defaults to forever.")
+    @Option(
+        name: .customLong("max-age"),
+        help: "How long messages are kept, such as 30d, 12h or 90m. Defaults to forever."
+    )
     var maxAge: String?
 
     @Option(name: .customLong("max-msg-size"), help: "The largest message accepted, in bytes. Defaults to 4 MiB.")
@@ -361,7 +368,9 @@ struct StreamAdd: AsyncParsableCommand {
             if json {
                 emit(jsonLine(stream.jsonObject))
             } else {
-                emit("stream \(stream.name) stores \(stream.subjects.joined(separator: ",")) (\(stream.messages) messages)")
+                emit(
+                    "stream \(stream.name) stores \(stream.subjects.joined(separator: ",")) (\(stream.messages) messages)"
+                )
             }
         }
     }

@@ -35,7 +35,12 @@ let connection = try await NATSConnection.connect(
     NATSConnection.Configuration(url: environment["NATS_URL"] ?? "nats://127.0.0.1:4222"),
     logger: logger
 )
-let store = try MessageStore(connection: connection, prefix: environment["PREFIX"] ?? "fault", createMissingStreams: true, logger: logger)
+let store = try MessageStore(
+    connection: connection,
+    prefix: environment["PREFIX"] ?? "fault",
+    createMissingStreams: true,
+    logger: logger
+)
 var configuration = Subscription.Configuration()
 configuration.deadLetterSubject = "dlq"
 configuration.ackWait = .milliseconds(Int(environment["ACK_WAIT_MS"] ?? "") ?? 2_000)

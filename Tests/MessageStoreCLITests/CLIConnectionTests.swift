@@ -6,7 +6,9 @@ import Testing
 
 private func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> ChildProcess.Output {
     // Only what the test gives: no NATS_* variables of the machine running the tests.
-    var base = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("NATS_") && $0.key != "MESSAGE_STORE_PREFIX" }
+    var base = ProcessInfo.processInfo.environment.filter {
+        !$0.key.hasPrefix("NATS_") && $0.key != "MESSAGE_STORE_PREFIX"
+    }
     base.merge(environment) { $1 }
     return try await ChildProcess.run(CLI.binary, arguments, environment: base)
 }
@@ -20,23 +22,33 @@ struct CLIConnectionTests {
     @Test func connectionOptionsBeforeOrAfterTheSubcommand() async throws {
         try await NATSTestServer.withServer { server in
             let prefix = "cli" + String(UUID().uuidString.prefix(6)).lowercased()
-            let added = try await run(["--server", server.url, "--prefix", prefix, "stream", "add", "orders", "--replicas", "1", "--json"])
+            let added = try await run([
+                "--server", server.url, "--prefix", prefix, "stream", "add", "orders", "--replicas", "1", "--json",
+            ])
             #expect(added.status == 0, "\(added.stderr)")
             let stream = try #require(try lines(added).first)
             #expect(stream["name"] == .string("\(prefix)-orders"))
             #expect(stream["subjects"] == .array([.string("\(prefix).orders.>")]))
 
             let published = try await run(
-                ["publish", "orders.event.1", "OrderPlaced", #"{"orderId":"1","amount":5}"#, "-s", server.url, "--prefix=\(prefix)"]
+                [
+                    "publish", "orders.event.1", "OrderPlaced", #"{"orderId":"1","amount":5}"#, "-s", server.url,
+                    "--prefix=\(prefix)",
+                ]
             )
             #expect(published.status == 0, "\(published.stderr)")
             #expect(published.stdout.contains("at sequence 1"))
 
-            let mixed = try await run(["-s", server.url, "read", "orders.>", "--json", "--prefix", prefix, "--timeout", "3s"])
+            let mixed = try await run([
+                "-s", server.url, "read", "orders.>", "--json", "--prefix", prefix, "--timeout", "3s",
+            ])
             #expect(mixed.status == 0, "\(mixed.stderr)")
             #expect(try lines(mixed).first?["type"] == .string("OrderPlaced"))
 
-            let streams = try await run(["--prefix", prefix, "streams", "--json"], environment: ["NATS_URL": server.url])
+            let streams = try await run(
+                ["--prefix", prefix, "streams", "--json"],
+                environment: ["NATS_URL": server.url]
+            )
             #expect(streams.status == 0, "\(streams.stderr)")
             let listed = try lines(streams)
             #expect(listed.count == 1)
@@ -134,7 +146,9 @@ struct CLIConnectionTests {
             for output in [wrong, inURL] {
                 #expect(!output.stderr.contains(password), "\(output.stderr)")
             }
-            let right = try await run(["streams", "--json", "-s", server.url, "--user", "alice", "--password", password])
+            let right = try await run([
+                "streams", "--json", "-s", server.url, "--user", "alice", "--password", password,
+            ])
             #expect(right.status == 0, "\(right.stderr)")
         }
     }

@@ -35,7 +35,10 @@ struct ConnectionServiceTests {
             )
             try await store.publish(Counter(value: 7), to: "jobs.1")
             let group = ServiceGroup(
-                configuration: .init(services: [.init(service: connection), .init(service: worker)], logger: testLogger)
+                configuration: .init(
+                    services: [.init(service: connection), .init(service: worker)],
+                    logger: testLogger
+                )
             )
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }

@@ -40,7 +40,10 @@ struct DeadLetterHardeningTests {
                 headerBlock: block,
                 body: Array("not json".utf8)
             )
-            #expect(try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1, "the peer's message was not stored")
+            #expect(
+                try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1,
+                "the peer's message was not stored"
+            )
             try await withRunning(try deadLetteringWorker(store)) {
                 try await waitUntil("the dead letter") { try await store.lastMessageRaw(on: "dlq.jobs.1") != nil }
             }
@@ -109,7 +112,9 @@ struct DeadLetterHardeningTests {
             let size = store.client.maxPayload - 300
             _ = try await store.publishRaw(String(repeating: "x", count: size), to: "jobs.big")
             try await withRunning(try deadLetteringWorker(store)) {
-                try await waitUntil("the reduced dead letter") { try await store.lastMessageRaw(on: "dlq.jobs.big") != nil }
+                try await waitUntil("the reduced dead letter") {
+                    try await store.lastMessageRaw(on: "dlq.jobs.big") != nil
+                }
             }
             let letter = try #require(try await store.lastMessageRaw(on: "dlq.jobs.big"))
             #expect(letter.body.isEmpty)
@@ -127,9 +132,18 @@ struct DeadLetterHardeningTests {
         try await withStore { store, server in
             try await store.ensureStream("jobs")
             try await store.ensureStream("dlq")
-            let natsSubject = "\(store.prefix).jobs." + String(repeating: "k", count: 4_060 - store.prefix.utf8.count - 6)
-            try await RawNATSPeer.publish(port: server.port, subject: natsSubject, headerBlock: "NATS/1.0\r\n\r\n", body: Array("x".utf8))
-            #expect(try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1, "the peer's message was not stored")
+            let natsSubject =
+                "\(store.prefix).jobs." + String(repeating: "k", count: 4_060 - store.prefix.utf8.count - 6)
+            try await RawNATSPeer.publish(
+                port: server.port,
+                subject: natsSubject,
+                headerBlock: "NATS/1.0\r\n\r\n",
+                body: Array("x".utf8)
+            )
+            #expect(
+                try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1,
+                "the peer's message was not stored"
+            )
             try await store.publish(Counter(value: 2), to: "jobs.after")
             let handled = Recorder<Int>()
             var configuration = Subscription.Configuration()
@@ -167,7 +181,10 @@ struct DeadLetterHardeningTests {
                 headerBlock: "NATS/1.0 \(status)\r\n\r\n",
                 body: []
             )
-            #expect(try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1, "the peer's message was not stored")
+            #expect(
+                try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1,
+                "the peer's message was not stored"
+            )
             try await store.publish(Counter(value: 2), to: "jobs.2")
             let handled = Recorder<Int>()
             var configuration = Subscription.Configuration()
@@ -197,12 +214,18 @@ struct DeadLetterHardeningTests {
         try await withStore { store, _ in
             for (filter, deadLetter, refused) in [
                 ("orders.>", "orders.dlq", true), ("orders.*.*.*", "orders.dlq", true), (">", "dlq", true),
-                ("orders.*", "orders.dlq", false), ("orders.>", "dlq", false), ("orders.command.*", "orders.dlq", false),
+                ("orders.*", "orders.dlq", false), ("orders.>", "dlq", false),
+                ("orders.command.*", "orders.dlq", false),
             ] {
                 var configuration = Subscription.Configuration()
                 configuration.deadLetterSubject = deadLetter
                 do {
-                    _ = try store.subscription(to: filter, consumer: "c", handlers: MessageHandlers(), configuration: configuration)
+                    _ = try store.subscription(
+                        to: filter,
+                        consumer: "c",
+                        handlers: MessageHandlers(),
+                        configuration: configuration
+                    )
                     #expect(!refused, "\(deadLetter) inside \(filter) was accepted")
                 } catch {
                     #expect(refused, "\(deadLetter) outside \(filter) was refused: \(error)")
@@ -215,7 +238,12 @@ struct DeadLetterHardeningTests {
     @Test func aWorkerWhoseConnectionClosesThrowsInsteadOfReturning() async throws {
         try await NATSTestServer.withServer { server in
             let connection = try await NATSConnection.connect(.init(url: server.url), logger: testLogger)
-            let store = try MessageStore(connection: connection, prefix: uniquePrefix(), createMissingStreams: true, logger: testLogger)
+            let store = try MessageStore(
+                connection: connection,
+                prefix: uniquePrefix(),
+                createMissingStreams: true,
+                logger: testLogger
+            )
             try await store.ensureStream("jobs")
             let worker = try store.subscription(to: "jobs.>", consumer: "closing", handlers: MessageHandlers())
             let task = Task { try await worker.run() }

@@ -133,7 +133,10 @@ struct DeliveryFaultTests {
                     seen.read(lines)
                     return seen
                 }
-                let outcome = try await worker.lines.wait(for: "a crash, a kill point or the end", timeout: .seconds(60)) {
+                let outcome = try await worker.lines.wait(
+                    for: "a crash, a kill point or the end",
+                    timeout: .seconds(60)
+                ) {
                     lines in
                     let handled = progress(lines).handled.count
                     return lines.last == "exited" || handled >= killAt || handled == total - 1
@@ -179,7 +182,9 @@ struct DeliveryFaultTests {
             // A run is recorded before its handler starts: a kill in between counts a run that
             // never started, at most one per kill (the one message between its record and its start).
             #expect(log.unexplainedAttempts.count <= externalKills, "\(log.unexplainedAttempts.prefix(10))")
-            if !log.unexplainedAttempts.isEmpty { print("crash test: counted but never started: \(log.unexplainedAttempts)") }
+            if !log.unexplainedAttempts.isEmpty {
+                print("crash test: counted but never started: \(log.unexplainedAttempts)")
+            }
             // A kill can interrupt the one handler running, or land between a handler's end and
             // its acknowledgement: at most one message handled twice per kill.
             #expect(log.duplicates <= externalKills + log.poisonRuns.count, "handled twice: \(log.duplicates)")
@@ -218,7 +223,12 @@ struct DeliveryFaultTests {
                     try await runs.wait(for: "round \(round)", timeout: .seconds(30)) { $0.count >= round * 300 }
                 }
             }
-            let worker = try store.subscription(to: "jobs.>", consumer: "rolling", handlers: handlers, configuration: configuration)
+            let worker = try store.subscription(
+                to: "jobs.>",
+                consumer: "rolling",
+                handlers: handlers,
+                configuration: configuration
+            )
             try await withRunning(worker) {
                 try await runs.wait(for: "every message", timeout: .seconds(30)) { events in
                     Set(events.map(\.sequence)).count == total
@@ -231,7 +241,10 @@ struct DeliveryFaultTests {
             // would have taken longer than this whole run.
             #expect(clock.now - started < .seconds(30))
             let events = runs.events
-            #expect(events.filter { $0.attempt != 1 }.isEmpty, "attempts above 1: \(events.filter { $0.attempt != 1 }.prefix(10))")
+            #expect(
+                events.filter { $0.attempt != 1 }.isEmpty,
+                "attempts above 1: \(events.filter { $0.attempt != 1 }.prefix(10))"
+            )
             #expect(events.count == total, "handled twice: \(events.count - total)")
             #expect(try await deadLetters(store).isEmpty)
             let info = try await store.consumerInfo("rolling", category: "jobs")
@@ -277,7 +290,9 @@ struct DeliveryFaultTests {
         try await withStore { store, _ in
             try await store.ensureStream("jobs")
             let total = 5_000
-            for result in await store.publish(contentsOf: (1...total).map { OutgoingMessage(FaultJob(value: $0), to: "jobs.\($0)") }) {
+            for result in await store.publish(
+                contentsOf: (1...total).map { OutgoingMessage(FaultJob(value: $0), to: "jobs.\($0)") }
+            ) {
                 _ = try result.get()
             }
             let handled = Recorder<Int>()

@@ -12,9 +12,11 @@ struct DroppedSignatureTests {
     @Test func aWrongKeyIsRefusedAtOnce() async throws {
         let user = NKeyPair.generate(.user)
         let other = NKeyPair.generate(.user)
-        try await NATSTestServer.withServer(configuration: """
-            authorization { users: [ { nkey: "\(user.publicKey)" } ] }
-            """) { server in
+        try await NATSTestServer.withServer(
+            configuration: """
+                authorization { users: [ { nkey: "\(user.publicKey)" } ] }
+                """
+        ) { server in
             var configuration = NATSConnection.Configuration(servers: [server.url], environment: .values([:]))
             configuration.authentication = .nkey(seed: other.seed)
             configuration.reconnect.maxAttempts = 0

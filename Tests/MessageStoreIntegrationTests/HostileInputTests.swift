@@ -24,12 +24,20 @@ struct CallerInputTests {
         try await withStore { store, _ in
             let stream = try await store.ensureStream("orders")
             let awaited = await #expect(throws: MessageStoreError.self) {
-                try await store.publish(Counter(value: 1), to: "orders.1", headers: MessageHeaders([.init(name: name, value: "v")]))
+                try await store.publish(
+                    Counter(value: 1),
+                    to: "orders.1",
+                    headers: MessageHeaders([.init(name: name, value: "v")])
+                )
             }
             #expect(awaited?.code == .invalidHeader)
             #expect(awaited?.subject == "orders.1")
             let results = await store.publish(contentsOf: [
-                OutgoingMessage(Counter(value: 2), to: "orders.2", headers: MessageHeaders([.init(name: name, value: "v")]))
+                OutgoingMessage(
+                    Counter(value: 2),
+                    to: "orders.2",
+                    headers: MessageHeaders([.init(name: name, value: "v")])
+                )
             ])
             #expect(throws: MessageStoreError.self) { try results[0].get() }
             if case .failure(let error) = results[0] { #expect(error.code == .invalidHeader) }
@@ -58,7 +66,9 @@ struct CallerInputTests {
                     try await store.publish(Counter(value: 1), to: "orders.1", id: id)
                 }
                 #expect(error?.code == .invalidMessageID, "id \(id.debugDescription)")
-                let results = await store.publish(contentsOf: [OutgoingMessage(Counter(value: 1), to: "orders.1", id: id)])
+                let results = await store.publish(contentsOf: [
+                    OutgoingMessage(Counter(value: 1), to: "orders.1", id: id)
+                ])
                 if case .failure(let error) = results[0] {
                     #expect(error.code == .invalidMessageID)
                 } else {
@@ -104,12 +114,21 @@ struct CallerInputTests {
     // MARK: Configuration values
 
     @Test func publishRetryBackoffIsCheckedAtCreationAndSaturates() async throws {
-        let infinite = MessageStore.Configuration.Backoff(maxAttempts: 3, initialDelay: .milliseconds(250), multiplier: .infinity)
+        let infinite = MessageStore.Configuration.Backoff(
+            maxAttempts: 3,
+            initialDelay: .milliseconds(250),
+            multiplier: .infinity
+        )
         // Pauses saturate at maxDelay (1 s by default), whatever the growth or the attempt.
         #expect(infinite.delay(afterAttempt: 2) == .seconds(1))
         #expect(MessageStore.Configuration.Backoff().delay(afterAttempt: 3) == .seconds(1))
         #expect(MessageStore.Configuration.Backoff().delay(afterAttempt: .max) == .seconds(1))
-        let slow = MessageStore.Configuration.Backoff(maxAttempts: 3, initialDelay: .seconds(1), multiplier: 1, maxDelay: .seconds(2))
+        let slow = MessageStore.Configuration.Backoff(
+            maxAttempts: 3,
+            initialDelay: .seconds(1),
+            multiplier: 1,
+            maxDelay: .seconds(2)
+        )
         #expect(slow.delay(afterAttempt: .max) == .seconds(1))
         try await NATSTestServer.withServer { server in
             let connection = try await NATSConnection.connect(.init(url: server.url), logger: testLogger)
@@ -130,7 +149,9 @@ struct CallerInputTests {
             }
             var configuration = MessageStore.Configuration(prefix: "p")
             configuration.publishTimeout = .seconds(-1)
-            #expect(throws: MessageStoreError.self) { try MessageStore(connection: connection, configuration: configuration) }
+            #expect(throws: MessageStoreError.self) {
+                try MessageStore(connection: connection, configuration: configuration)
+            }
             await connection.close()
         }
     }

@@ -47,7 +47,9 @@ struct ServerFaultTests {
             }
             let stored = try await storedValues(store, on: "bulk.items")
             let missing = acknowledged.filter { stored[$0.key] != $0.value }
-            print("server killed during a pipelined batch: \(acknowledged.count) acknowledged, \(failures) failed, \(stored.count - 1) stored")
+            print(
+                "server killed during a pipelined batch: \(acknowledged.count) acknowledged, \(failures) failed, \(stored.count - 1) stored"
+            )
             #expect(results.count == total)
             #expect(missing.isEmpty, "acknowledged but not stored as acknowledged: \(missing.count)")
             #expect(acknowledged.count >= total / 5)
@@ -59,7 +61,9 @@ struct ServerFaultTests {
         try await withStore { store, server in
             try await store.ensureStream("bulk")
             let total = 20_000
-            for result in await store.publish(contentsOf: (1...total).map { OutgoingMessage(Counter(value: $0), to: "bulk.\($0)") }) {
+            for result in await store.publish(
+                contentsOf: (1...total).map { OutgoingMessage(Counter(value: $0), to: "bulk.\($0)") }
+            ) {
                 _ = try result.get()
             }
             let handled = Recorder<UInt64>()
@@ -91,7 +95,9 @@ struct ServerFaultTests {
         try await withStore { store, server in
             try await store.ensureStream("bulk")
             let total = 2_000
-            for result in await store.publish(contentsOf: (1...total).map { OutgoingMessage(Counter(value: $0), to: "bulk.\($0)") }) {
+            for result in await store.publish(
+                contentsOf: (1...total).map { OutgoingMessage(Counter(value: $0), to: "bulk.\($0)") }
+            ) {
                 _ = try result.get()
             }
             let handled = Recorder<UInt64>()

@@ -253,7 +253,9 @@ struct SubscriptionLifecycleTests {
             // Workers that died during each of the three attempts: three deliveries, and the
             // three runs recorded before the handler started, as a worker records them.
             try await deliverWithoutAnswering(3, consumer: "crashy", store: store)
-            let consumer = try #require(try await store.api.consumerInfo(stream: "\(store.prefix)-jobs", name: "crashy"))
+            let consumer = try #require(
+                try await store.api.consumerInfo(stream: "\(store.prefix)-jobs", name: "crashy")
+            )
             let ledger = try await AttemptLedger.prepare(
                 store: store,
                 stream: "\(store.prefix)-jobs",

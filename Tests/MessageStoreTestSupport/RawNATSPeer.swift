@@ -65,7 +65,9 @@ package enum RawNATSPeer {
         var byte: UInt8 = 0
         while true {
             guard read(descriptor, &byte, 1) == 1 else {
-                throw Failure(description: "the server closed the connection after \(String(decoding: line, as: UTF8.self))")
+                throw Failure(
+                    description: "the server closed the connection after \(String(decoding: line, as: UTF8.self))"
+                )
             }
             if byte == 10 { return String(decoding: line, as: UTF8.self) }
             if byte != 13 { line.append(byte) }

@@ -24,18 +24,30 @@ struct DeliveryPolicyTests {
     @Test func firstDeliveryIsTheFirstAttemptAndRecordsNothingBeforeRunning() {
         #expect(DeliveryPolicy.needsRecordedRuns(deliveryCount: 1) == false)
         // Whatever a stale record says, a first delivery has never run.
-        #expect(policy.admit(facts(delivery: 1, runs: 7)) == .run(attempt: 1, isLastAttempt: false, recordBeforeRunning: false))
+        #expect(
+            policy.admit(facts(delivery: 1, runs: 7))
+                == .run(attempt: 1, isLastAttempt: false, recordBeforeRunning: false)
+        )
     }
 
     @Test func aRedeliveryIsTheAttemptAfterTheRecordedRunsAndIsRecordedFirst() {
         #expect(DeliveryPolicy.needsRecordedRuns(deliveryCount: 2))
-        #expect(policy.admit(facts(delivery: 2, runs: 1)) == .run(attempt: 2, isLastAttempt: false, recordBeforeRunning: true))
-        #expect(policy.admit(facts(delivery: 5, runs: 2)) == .run(attempt: 3, isLastAttempt: true, recordBeforeRunning: true))
+        #expect(
+            policy.admit(facts(delivery: 2, runs: 1))
+                == .run(attempt: 2, isLastAttempt: false, recordBeforeRunning: true)
+        )
+        #expect(
+            policy.admit(facts(delivery: 5, runs: 2))
+                == .run(attempt: 3, isLastAttempt: true, recordBeforeRunning: true)
+        )
     }
 
     @Test func deliveriesThatNeverRanUseNoAttempt() {
         // Returned unstarted four times (stops, crashes while queued): still the first attempt.
-        #expect(policy.admit(facts(delivery: 5, runs: 0)) == .run(attempt: 1, isLastAttempt: false, recordBeforeRunning: true))
+        #expect(
+            policy.admit(facts(delivery: 5, runs: 0))
+                == .run(attempt: 1, isLastAttempt: false, recordBeforeRunning: true)
+        )
     }
 
     @Test func aMessageThatRanEveryAttemptAndCameBackIsTerminatedUnrun() {
@@ -52,9 +64,17 @@ struct DeliveryPolicyTests {
     }
 
     @Test func theServersLastDeliveryIsAlwaysTheLastAttempt() {
-        #expect(policy.admit(facts(delivery: 23, runs: 0)) == .run(attempt: 1, isLastAttempt: true, recordBeforeRunning: true))
+        #expect(
+            policy.admit(facts(delivery: 23, runs: 0))
+                == .run(attempt: 1, isLastAttempt: true, recordBeforeRunning: true)
+        )
         // Failing then: terminated, not retried (the server would not deliver it again).
-        let settlement = policy.settle(attempt: 1, isLastAttempt: true, recorded: true, outcome: .failed(description: "boom"))
+        let settlement = policy.settle(
+            attempt: 1,
+            isLastAttempt: true,
+            recorded: true,
+            outcome: .failed(description: "boom")
+        )
         guard case .terminate(.handlerFailed, let reason) = settlement else {
             Issue.record("not terminated: \(settlement)")
             return
@@ -66,24 +86,36 @@ struct DeliveryPolicyTests {
     @Test func anUnreadableRecordPostponesUnlessTheServerGivesUp() {
         #expect(policy.admit(facts(delivery: 3, runs: nil)) == .postpone(after: .seconds(1)))
         // No record and no later delivery: run it as the last attempt, counting every delivery as one.
-        #expect(policy.admit(facts(delivery: 23, runs: nil)) == .run(attempt: 3, isLastAttempt: true, recordBeforeRunning: true))
+        #expect(
+            policy.admit(facts(delivery: 23, runs: nil))
+                == .run(attempt: 3, isLastAttempt: true, recordBeforeRunning: true)
+        )
     }
 
     @Test func stoppingGivesBackUnstartedExceptOnTheServersLastDelivery() {
         #expect(policy.admit(facts(delivery: 1, stopping: true)) == .returnUnstarted)
         #expect(policy.admit(facts(delivery: 4, runs: 3, stopping: true)) == .returnUnstarted)
-        #expect(policy.admit(facts(delivery: 23, runs: 1, stopping: true)) == .run(attempt: 2, isLastAttempt: true, recordBeforeRunning: true))
+        #expect(
+            policy.admit(facts(delivery: 23, runs: 1, stopping: true))
+                == .run(attempt: 2, isLastAttempt: true, recordBeforeRunning: true)
+        )
     }
 
     @Test func poisonIsTerminatedAtOnceWithItsCause() {
-        guard case .terminate(.malformedEnvelope, let reason) = policy.admit(facts(delivery: 1, envelope: .malformed(detail: "not JSON"))) else {
+        guard
+            case .terminate(.malformedEnvelope, let reason) = policy.admit(
+                facts(delivery: 1, envelope: .malformed(detail: "not JSON"))
+            )
+        else {
             Issue.record("malformed not terminated")
             return
         }
         #expect(reason.contains("not JSON"))
-        guard case .terminate(.undecodableData, let detail) = policy.admit(
-            facts(delivery: 1, envelope: .undecodable(type: "Job", detail: "missing id"))
-        ) else {
+        guard
+            case .terminate(.undecodableData, let detail) = policy.admit(
+                facts(delivery: 1, envelope: .undecodable(type: "Job", detail: "missing id"))
+            )
+        else {
             Issue.record("undecodable not terminated")
             return
         }
@@ -94,35 +126,61 @@ struct DeliveryPolicyTests {
         #expect(policy.admit(facts(delivery: 1, envelope: .unknownType("Other"))) == .skip)
         var strict = policy
         strict.deadLetterUnknownTypes = true
-        #expect(strict.admit(facts(delivery: 1, envelope: .unknownType("Other"))) == .terminate(.unknownType, reason: "no handler for message type Other"))
+        #expect(
+            strict.admit(facts(delivery: 1, envelope: .unknownType("Other")))
+                == .terminate(.unknownType, reason: "no handler for message type Other")
+        )
     }
 
     @Test func successAcknowledgesOnEveryAttempt() {
         for attempt in 1...3 {
-            #expect(policy.settle(attempt: attempt, isLastAttempt: attempt == 3, recorded: attempt > 1, outcome: .succeeded) == .ack)
+            #expect(
+                policy.settle(attempt: attempt, isLastAttempt: attempt == 3, recorded: attempt > 1, outcome: .succeeded)
+                    == .ack
+            )
         }
     }
 
     @Test func aFailureBeforeTheLastAttemptIsRetriedAfterTheScheduleAndRecordedWhenNotYet() {
         // First attempt: nothing recorded before it ran, so the failure records one run.
-        #expect(policy.settle(attempt: 1, isLastAttempt: false, recorded: false, outcome: .failed(description: "x")) == .retry(after: .seconds(1), record: 1))
+        #expect(
+            policy.settle(attempt: 1, isLastAttempt: false, recorded: false, outcome: .failed(description: "x"))
+                == .retry(after: .seconds(1), record: 1)
+        )
         // A redelivery's run was recorded before it started.
-        #expect(policy.settle(attempt: 2, isLastAttempt: false, recorded: true, outcome: .failed(description: "x")) == .retry(after: .seconds(2), record: nil))
+        #expect(
+            policy.settle(attempt: 2, isLastAttempt: false, recorded: true, outcome: .failed(description: "x"))
+                == .retry(after: .seconds(2), record: nil)
+        )
     }
 
     @Test func aFailureOnTheLastAttemptTerminates() {
-        let settlement = policy.settle(attempt: 3, isLastAttempt: true, recorded: true, outcome: .failed(description: "still broken"))
+        let settlement = policy.settle(
+            attempt: 3,
+            isLastAttempt: true,
+            recorded: true,
+            outcome: .failed(description: "still broken")
+        )
         #expect(settlement == .terminate(.handlerFailed, reason: "the handler failed on attempt 3 of 3: still broken"))
     }
 
     @Test func terminationAskedByTheHandlerTerminatesOnAnyAttempt() {
-        #expect(policy.settle(attempt: 1, isLastAttempt: false, recorded: false, outcome: .terminated(reason: "gone")) == .terminate(.terminatedByHandler, reason: "gone"))
+        #expect(
+            policy.settle(attempt: 1, isLastAttempt: false, recorded: false, outcome: .terminated(reason: "gone"))
+                == .terminate(.terminatedByHandler, reason: "gone")
+        )
     }
 
     @Test func anInterruptedRunGoesBackUncounted() {
         // Nothing was recorded for a first delivery's run; a recorded run is taken back.
-        #expect(policy.settle(attempt: 1, isLastAttempt: false, recorded: false, outcome: .interrupted) == .giveBack(record: nil))
-        #expect(policy.settle(attempt: 2, isLastAttempt: false, recorded: true, outcome: .interrupted) == .giveBack(record: 1))
+        #expect(
+            policy.settle(attempt: 1, isLastAttempt: false, recorded: false, outcome: .interrupted)
+                == .giveBack(record: nil)
+        )
+        #expect(
+            policy.settle(attempt: 2, isLastAttempt: false, recorded: true, outcome: .interrupted)
+                == .giveBack(record: 1)
+        )
     }
 
     @Test func theDefaultConfigurationLeavesRoomForTwentyUnstartedDeliveries() {

@@ -25,7 +25,10 @@ struct DroppedSignatureTests {
         let server = try ScriptedAuthServer(nonces: [dropped] + fresh.prefix(8))
         let accepting = Task.detached { server.serve(connections: 3) }
 
-        var configuration = NATSConnection.Configuration(servers: ["nats://127.0.0.1:\(server.port)"], environment: .values([:]))
+        var configuration = NATSConnection.Configuration(
+            servers: ["nats://127.0.0.1:\(server.port)"],
+            environment: .values([:])
+        )
         configuration.authentication = .nkey(seed: user.seed)
         configuration.reconnect.maxAttempts = 0
         configuration.connectTimeout = .seconds(2)
@@ -61,12 +64,16 @@ struct DroppedSignatureTests {
             ------END USER NKEY SEED------
             """
         #expect(parts(nsc) == ["eyJhbGciOi.payload.signature", "SUAMSEED"])
-        #expect(parts(nsc.replacingOccurrences(of: "\n", with: "\r\n")) == ["eyJhbGciOi.payload.signature", "SUAMSEED"])
+        #expect(
+            parts(nsc.replacingOccurrences(of: "\n", with: "\r\n")) == ["eyJhbGciOi.payload.signature", "SUAMSEED"]
+        )
         #expect(parts("-----BEGIN NATS USER JWT-----\njwt\n------END NATS USER JWT------\n") == ["jwt", nil])
         #expect(parts("just text") == [nil, nil])
         #expect(parts("") == [nil, nil])
         let seedFile = Array("# a comment\n  SUAMSEED  \n".utf8)
-        #expect(CredentialsFile.seedLine(in: seedFile).map { String(decoding: seedFile[$0], as: UTF8.self) } == "SUAMSEED")
+        #expect(
+            CredentialsFile.seedLine(in: seedFile).map { String(decoding: seedFile[$0], as: UTF8.self) } == "SUAMSEED"
+        )
         #expect(CredentialsFile.seedLine(in: []) == nil)
     }
 }
@@ -141,10 +148,13 @@ private final class ScriptedAuthServer: Sendable {
     }
 
     private func handle(_ client: Int32, nonce: String) -> Connect? {
-        write(client, """
+        write(
+            client,
+            """
             INFO {"server_id":"scripted","version":"2.9.10","proto":1,"headers":true,"max_payload":1048576,\
             "auth_required":true,"nonce":"\(nonce)"}\r\n
-            """)
+            """
+        )
         guard let line = readLine(client), line.hasPrefix("CONNECT ") else { return nil }
         let connect = Connect(nonce: nonce, signature: Self.field("sig", in: line))
         guard connect.signature != nil else {
@@ -169,7 +179,9 @@ private final class ScriptedAuthServer: Sendable {
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
-            let written = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = bytes[sent...].withUnsafeBytes {
+                send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard written > 0 else { return }
             sent += written
         }

@@ -440,7 +440,8 @@ final class AckInbox: @unchecked Sendable {
                 .failure(
                     MessageStoreError(
                         code: .permissionDenied,
-                        message: "publishing failed: the server does not allow this user to publish to \(violation.subject)",
+                        message:
+                            "publishing failed: the server does not allow this user to publish to \(violation.subject)",
                         subject: waiter.subject
                     )
                 )

@@ -47,7 +47,11 @@ struct JetStreamAPI: Sendable {
                 )
             }
         }
-        let reply = try await client.request(subject: client.jetStreamAPIPrefix + endpoint, body: body, context: context)
+        let reply = try await client.request(
+            subject: client.jetStreamAPIPrefix + endpoint,
+            body: body,
+            context: context
+        )
         let decoder = JSONDecoder()
         do {
             if let apiError = try decoder.decode(ErrorProbe.self, from: Data(reply)).error {

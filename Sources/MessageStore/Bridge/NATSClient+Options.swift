@@ -77,7 +77,8 @@ enum ConnectionOptions {
             guard CredentialsFile.item(0, in: contents) != nil, let seed = CredentialsFile.item(1, in: contents) else {
                 throw MessageStoreError(
                     code: .invalidConfiguration,
-                    message: "the credentials file \(path) does not hold a user JWT and a seed between BEGIN and END lines"
+                    message:
+                        "the credentials file \(path) does not hold a user JWT and a seed between BEGIN and END lines"
                 )
             }
             _ = try NKeySeed(String(decoding: contents[seed], as: UTF8.self))
@@ -193,24 +194,33 @@ enum ConnectionOptions {
     static func validateSubjectPrefix(_ prefix: String, what: String) throws(MessageStoreError) {
         let tokens = prefix.split(separator: ".", omittingEmptySubsequences: false)
         let reason: String? =
-            if prefix.isEmpty { "it is empty" }
-            else if tokens.contains(where: \.isEmpty) { "it has an empty token (a leading, trailing or double dot)" }
-            else if prefix.contains(where: { $0 == "*" || $0 == ">" }) { "it contains a wildcard (* or >)" }
-            else if prefix.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
+            if prefix.isEmpty { "it is empty" } else if tokens.contains(where: \.isEmpty) {
+                "it has an empty token (a leading, trailing or double dot)"
+            } else if prefix.contains(where: { $0 == "*" || $0 == ">" }) {
+                "it contains a wildcard (* or >)"
+            } else if prefix.unicodeScalars.contains(where: {
+                $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F
+            }) {
                 "it contains white space or a control character"
             } else { nil }
         if let reason {
-            throw MessageStoreError(code: .invalidConfiguration, message: "the \(what) \"\(prefix)\" cannot be used: \(reason)")
+            throw MessageStoreError(
+                code: .invalidConfiguration,
+                message: "the \(what) \"\(prefix)\" cannot be used: \(reason)"
+            )
         }
     }
 
     /// Refuses names the C client would write into its CONNECT JSON unescaped.
     static func validateName(_ name: String) throws(MessageStoreError) {
-        if let bad = name.unicodeScalars.first(where: { $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }) {
+        if let bad = name.unicodeScalars.first(where: {
+            $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F
+        }) {
             let what = bad == "\"" ? "a quote" : bad == "\\" ? "a backslash" : "a control character"
             throw MessageStoreError(
                 code: .invalidConfiguration,
-                message: "the connection name contains \(what); use letters, digits and punctuation other than \" and \\"
+                message:
+                    "the connection name contains \(what); use letters, digits and punctuation other than \" and \\"
             )
         }
     }
@@ -243,7 +253,10 @@ enum ConnectionOptions {
             if count > 0 { bytes += buffer[..<count] }
             if count < buffer.count { break }
             if bytes.count > 1 << 20 {
-                throw MessageStoreError(code: .invalidConfiguration, message: "the \(what) \(path) is larger than 1 MiB")
+                throw MessageStoreError(
+                    code: .invalidConfiguration,
+                    message: "the \(what) \(path) is larger than 1 MiB"
+                )
             }
         }
         return bytes

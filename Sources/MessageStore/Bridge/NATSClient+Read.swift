@@ -6,7 +6,9 @@ extension NATSClient {
         -> RawStoredMessage?
     {
         try await storedMessage(.init(operation: "reading the last message", subject: subject, stream: stream)) {
-            jetStream, message, errorCode in
+            jetStream,
+            message,
+            errorCode in
             js_GetLastMsg(&message, jetStream, stream, natsSubject, nil, &errorCode)
         }
     }
@@ -15,7 +17,9 @@ extension NATSClient {
     /// stored).
     func message(stream: String, sequence: UInt64) async throws(MessageStoreError) -> RawStoredMessage? {
         try await storedMessage(.init(operation: "reading message \(sequence)", stream: stream)) {
-            jetStream, message, errorCode in
+            jetStream,
+            message,
+            errorCode in
             js_GetMsg(&message, jetStream, stream, sequence, nil, &errorCode)
         }
     }
@@ -30,7 +34,9 @@ extension NATSClient {
             var errorCode = jsErrCode(rawValue: 0)
             let status = self.withJetStream { jetStream in get(jetStream, &message, &errorCode) }
             defer { natsMsg_Destroy(message) }
-            if JetStreamErrorCode(Int(errorCode.rawValue)) == .noMessageFound || (status == NATS_NOT_FOUND && errorCode.rawValue == 0) {
+            if JetStreamErrorCode(Int(errorCode.rawValue)) == .noMessageFound
+                || (status == NATS_NOT_FOUND && errorCode.rawValue == 0)
+            {
                 return nil
             }
             guard status == NATS_OK, let message else {

@@ -231,7 +231,12 @@ final class NATSClient: @unchecked Sendable {
         // comings and goings); its own events hear of the permission errors of its publishes.
         _ = natsOptions_SetDisconnectedCB(options, nil, nil)
         _ = natsOptions_SetReconnectedCB(options, nil, nil)
-        let promptEvents = ConnectionEvents(logger: logger, servers: servers, keepAlive: signer, reportsLifecycle: false)
+        let promptEvents = ConnectionEvents(
+            logger: logger,
+            servers: servers,
+            keepAlive: signer,
+            reportsLifecycle: false
+        )
         let prompt = PromptConnection.connect(
             options: options,
             signer: signer,
@@ -311,7 +316,8 @@ final class NATSClient: @unchecked Sendable {
             stream: context.stream,
             consumer: context.consumer
         )
-        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[UInt8], MessageStoreError>, Never>) in
+        let outcome = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<[UInt8], MessageStoreError>, Never>) in
             let once = ResumeOnce(continuation)
             let watch = events.watchDenial(of: subject) { once.resume(.failure(denied)) }
             pool.submit {

@@ -204,7 +204,8 @@ final class PullSubscription: @unchecked Sendable {
             return .refused(
                 MessageStoreError(
                     code: .serverError,
-                    message: "fetching messages from consumer \(consumer) failed: the server answered \(code) \(description)",
+                    message:
+                        "fetching messages from consumer \(consumer) failed: the server answered \(code) \(description)",
                     stream: stream,
                     consumer: consumer
                 )

@@ -35,7 +35,7 @@ struct AttemptLedger: Sendable {
         let api = store.api
         do {
             _ = try await api.streamInfo(ledgerStream)
-        } catch where error.jetStreamError == .streamNotFound {
+        } catch  where error.jetStreamError == .streamNotFound {
             var config = JetStreamAPI.StreamConfig(name: ledgerStream)
             config.subjects = ["$KV.\(bucket).>"]
             config.maxAge = retention.nanoseconds
@@ -63,7 +63,8 @@ struct AttemptLedger: Sendable {
     /// The runs recorded for the message at `sequence`: 0 when none.
     func recordedRuns(sequence: UInt64) async throws(MessageStoreError) -> Int {
         let subject = keyPrefix + String(sequence)
-        guard let entry = try await store.client.lastMessage(stream: ledgerStream, natsSubject: subject, subject: subject)
+        guard
+            let entry = try await store.client.lastMessage(stream: ledgerStream, natsSubject: subject, subject: subject)
         else { return 0 }
         return Int(String(decoding: entry.body, as: UTF8.self)) ?? 0
     }

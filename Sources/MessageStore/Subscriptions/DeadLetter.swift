@@ -65,10 +65,14 @@ struct DeadLetter {
         )
         var stored: Stored
         do {
-            stored = Stored(ack: try await store.publish(full, timeout: store.configuration.publishTimeout), subject: letterSubject)
-        } catch where !Self.isTransient(error) {
+            stored = Stored(
+                ack: try await store.publish(full, timeout: store.configuration.publishTimeout),
+                subject: letterSubject
+            )
+        } catch  where !Self.isTransient(error) {
             // Refused as it is: store what says why, without the body.
-            let why = "body of \(message.body.count) bytes and peer headers left out: \(Self.headerValue(error.message))"
+            let why =
+                "body of \(message.body.count) bytes and peer headers left out: \(Self.headerValue(error.message))"
             var reduced = full
             reduced.body = []
             reduced.headers = headers(id: messageID, reduced: why)

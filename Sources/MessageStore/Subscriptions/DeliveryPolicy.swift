@@ -124,7 +124,8 @@ struct DeliveryPolicy: Sendable, Equatable {
         case .undecodable(let type, let detail):
             return .terminate(.undecodableData, reason: "the data of the \(type) message does not decode: \(detail)")
         case .unknownType(let type):
-            return deadLetterUnknownTypes ? .terminate(.unknownType, reason: "no handler for message type \(type)") : .skip
+            return deadLetterUnknownTypes
+                ? .terminate(.unknownType, reason: "no handler for message type \(type)") : .skip
         case .handled:
             let attempt = runs + 1
             return .run(

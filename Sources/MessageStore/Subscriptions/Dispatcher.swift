@@ -274,7 +274,9 @@ final class Dispatcher: Sendable {
         let typeMetrics = metrics.forType(type)
         logger.warning(
             "giving up on message: terminating it",
-            metadata: log.metadata.merging(["reason": "\(LogText.peer(reason, limit: 1_000))", "cause": "\(cause.rawValue)"]) { $1 }
+            metadata: log.metadata.merging([
+                "reason": "\(LogText.peer(reason, limit: 1_000))", "cause": "\(cause.rawValue)",
+            ]) { $1 }
         )
         if let deadLetterPrefix {
             let letter = DeadLetter(

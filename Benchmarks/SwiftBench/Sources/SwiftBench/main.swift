@@ -6,6 +6,9 @@
 // consume, replay and memory expect N BenchEvent messages already stored on bench.events.1
 // (Benchmarks/run stores them with the C tool, so every implementation reads identical bytes).
 
+import MessageStore
+import Synchronization
+
 // FoundationEssentials, as the library itself uses: full Foundation would add its ICU data to
 // the memory scenario's resident set, which says nothing about this library.
 #if canImport(FoundationEssentials)
@@ -18,8 +21,6 @@
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import MessageStore
-import Synchronization
 
 struct BenchEvent: MessagePayload {
     var id: Int
