@@ -422,3 +422,29 @@ extension StoredMessage {
         body = fetched.body
     }
 }
+
+extension MessageStore {
+    /// The last message stored on exactly `subject`, or nil when the subject has none.
+    /// - Parameter subject: An application subject without wildcards.
+    /// - Throws: ``MessageStoreError/Code/streamNotFound`` when no stream stores the subject;
+    ///   ``MessageStoreError/Code/decodingFailed`` when the message is not a valid envelope.
+    public func lastMessage(on subject: String) async throws(MessageStoreError) -> StoredMessage? {
+        let natsSubject = try naming.publishSubject(subject)
+        let candidates = try await api.streams(overlapping: natsSubject)
+        guard let stream = candidates.first else {
+            throw MessageStoreError(
+                code: .streamNotFound,
+                message: "no stream stores \(natsSubject)",
+                subject: subject
+            )
+        }
+        guard
+            let raw = try await client.lastMessage(
+                stream: stream.config.name,
+                natsSubject: natsSubject,
+                subject: subject
+            )
+        else { return nil }
+        return try StoredMessage(raw: raw, naming: naming)
+    }
+}
