@@ -255,7 +255,13 @@ public final class Subscription: Service, Sendable {
             ackWait: configuration.ackWait
         )
         let dispatcher = Dispatcher(
-            subscription: self,
+            context: Dispatcher.Context(
+                consumer: consumer,
+                handlers: handlers,
+                configuration: configuration,
+                store: store,
+                isStopping: { [self] in isStopping }
+            ),
             stream: setup.stream,
             deadLetterPrefix: setup.deadLetterPrefix,
             ledger: setup.ledger,

@@ -11,7 +11,18 @@ import Logging
 /// handler → acknowledge, retry later, or terminate and dead-letter. What to do at each step is
 /// ``DeliveryPolicy``'s decision; this type carries it out.
 final class Dispatcher: Sendable {
-    let subscription: Subscription
+    /// What the dispatcher needs of its subscription.
+    struct Context: Sendable {
+        let consumer: String
+        let handlers: MessageHandlers
+        let configuration: Subscription.Configuration
+        /// For naming, the logger, and publishing dead letters.
+        let store: MessageStore
+        /// Whether the subscription is stopping (the worker gives back what has not started).
+        let isStopping: @Sendable () -> Bool
+    }
+
+    let context: Context
     let stream: String
     let deadLetterPrefix: String?
     let decoder: BodyDecoder
@@ -24,26 +35,26 @@ final class Dispatcher: Sendable {
     private let logger: Logger
 
     init(
-        subscription: Subscription,
+        context: Context,
         stream: String,
         deadLetterPrefix: String?,
         ledger: AttemptLedger,
         prefetch: PrefetchBudget
     ) {
-        self.subscription = subscription
+        self.context = context
         self.stream = stream
         self.deadLetterPrefix = deadLetterPrefix
         self.ledger = ledger
         self.prefetch = prefetch
-        configuration = subscription.configuration
-        logger = subscription.store.logger
-        decoder = Envelope.makeDispatchDecoder(for: subscription.handlers)
-        metrics = SubscriptionMetrics(consumer: subscription.consumer, types: subscription.handlers.messageTypes)
+        configuration = context.configuration
+        logger = context.store.logger
+        decoder = Envelope.makeDispatchDecoder(for: context.handlers)
+        metrics = SubscriptionMetrics(consumer: context.consumer, types: context.handlers.messageTypes)
         progress = ProgressReporter(
             interval: configuration.progressInterval ?? configuration.ackWait / 3,
-            thread: subscription.store.client.progressThread
+            thread: context.store.client.progressThread
         )
-        policy = subscription.configuration.deliveryPolicy
+        policy = context.configuration.deliveryPolicy
     }
 
     /// Processes a fetched batch; once the subscription is stopping, messages not yet started go
@@ -62,7 +73,7 @@ final class Dispatcher: Sendable {
                     await group.next()
                     running -= 1
                 }
-                if subscription.isStopping && !isServersLastDelivery(message) {
+                if context.isStopping() && !isServersLastDelivery(message) {
                     message.giveBackIfWaiting()
                     continue
                 }
@@ -80,12 +91,12 @@ final class Dispatcher: Sendable {
     func process(_ message: FetchedMessage) async {
         // Given back already (the worker is stopping), or taken by another path.
         guard message.start() else { return }
-        let naming = subscription.store.naming
+        let naming = context.store.naming
         let subject = naming.applicationSubject(message.natsSubject)
         // Log metadata is built only when a line is actually logged: swift-log takes it as an
         // autoclosure, and formatting it for every message would cost more than dispatching it.
         var log = LogContext(
-            consumer: subscription.consumer,
+            consumer: context.consumer,
             subject: subject,
             sequence: message.streamSequence,
             attempt: message.deliveryCount
@@ -97,7 +108,7 @@ final class Dispatcher: Sendable {
             let decoded = try Envelope.decodeForDispatch(message.body, using: decoder)
             dispatched = decoded
             envelope =
-                subscription.handlers.table[decoded.type] != nil && decoded.payload != nil
+                context.handlers.table[decoded.type] != nil && decoded.payload != nil
                 ? .handled(type: decoded.type) : .unknownType(decoded.type)
         } catch {
             switch error {
@@ -123,7 +134,7 @@ final class Dispatcher: Sendable {
             deliveryCount: message.deliveryCount,
             recordedRuns: recordedRuns,
             envelope: envelope,
-            stopping: subscription.isStopping
+            stopping: context.isStopping()
         )
         switch policy.admit(facts) {
         case .returnUnstarted:
@@ -138,7 +149,7 @@ final class Dispatcher: Sendable {
             await giveUp(message, subject: subject, type: dispatched?.type, cause: cause, reason: reason, log: log)
         case .run(let attempt, let isLastAttempt, let recordBeforeRunning):
             guard let dispatched, let payload = dispatched.payload,
-                let handler = subscription.handlers.table[dispatched.type]
+                let handler = context.handlers.table[dispatched.type]
             else { return }
             log.attempt = attempt
             if recordBeforeRunning {
@@ -192,7 +203,7 @@ final class Dispatcher: Sendable {
             maxAttempts: configuration.maxAttempts,
             isLastAttempt: isLastAttempt,
             stream: stream,
-            consumer: subscription.consumer,
+            consumer: context.consumer,
             termination: termination
         )
         let typeMetrics = metrics.forType(envelope.type)
@@ -283,12 +294,12 @@ final class Dispatcher: Sendable {
                 message: message,
                 subject: subject,
                 stream: stream,
-                consumer: subscription.consumer,
+                consumer: context.consumer,
                 cause: cause,
                 reason: reason
             )
             do {
-                let stored = try await letter.publish(withPrefix: deadLetterPrefix, store: subscription.store)
+                let stored = try await letter.publish(withPrefix: deadLetterPrefix, store: context.store)
                 typeMetrics.deadLettered.increment()
                 logger.info(
                     "message dead-lettered",
