@@ -18,7 +18,9 @@ public import Logging
 public final class NATSConnection: Sendable {
     /// How to reach and authenticate with the server.
     public struct Configuration: Sendable {
-        /// Server URLs, tried in order. Defaults to ``defaultServers``.
+        /// Server URLs. The client tries them in a random order (cnats shuffles the list, so that
+        /// clients spread over a cluster), and learns the cluster's other servers from them.
+        /// Defaults to ``defaultServers``.
         public var servers: [String]
         /// A name the server shows for this connection. Defaults to none.
         public var name: String?
