@@ -62,16 +62,16 @@ public func runExample(_ name: String, _ body: (MessageStore) async throws -> Vo
         handler.logLevel = level
         return handler
     }
-    let servers = NATSConnection.Configuration.defaultServers
-    say("\(name): connecting to \(servers.joined(separator: ", "))")
     let connection: NATSConnection
     do {
         connection = try await NATSConnection.connect()
     } catch {
-        say("\(name): cannot reach a NATS server at \(servers.joined(separator: ", ")).")
+        // The library's error names the servers with any password in the URL as ***.
+        say("\(name): cannot reach a NATS server: \(error.message)")
         say("Start one with `nats-server --jetstream` (or run scripts/demo.sh), or set NATS_URL.")
         exit(1)
     }
+    say("\(name): connected to \(connection.connectedURL ?? "NATS")")
     do {
         let store = try MessageStore(connection: connection, prefix: "demo", createMissingStreams: true)
         try await body(store)
