@@ -7,7 +7,8 @@
 /// ```swift
 /// do {
 ///     try await store.publish(event, to: "account.42", expectedLastSubjectSequence: version)
-/// } catch let error as MessageStoreError where error.code == .wrongExpectedSequence {
+/// } catch {
+///     guard error.code == .wrongExpectedSequence else { throw error }
 ///     // someone else wrote to account.42 first: reload and try again
 /// }
 /// ```
