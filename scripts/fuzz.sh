@@ -32,6 +32,8 @@ bin="$("${build[@]}" --show-bin-path)"
 symbolizer="$(dirname "$(command -v swift)")/llvm-symbolizer"
 [[ -x $symbolizer ]] && export ASAN_SYMBOLIZER_PATH=$symbolizer
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
+# Swift's backtracer reads memory in ways AddressSanitizer reports; libFuzzer prints the stack.
+export SWIFT_BACKTRACE=enable=no
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/message-store-fuzz.XXXXXX")
 failed=0
