@@ -36,7 +36,7 @@ trap cleanup EXIT
 
 # House style, checked before anything is built: swift format (the toolchain's, with
 # .swift-format), strict.
-swift format lint --strict --recursive Sources Tests Examples Benchmarks/SwiftBench Package.swift
+swift format lint --strict --recursive Sources Tests Examples Benchmarks/SwiftBench Fuzz/Sources Fuzz/Package.swift Package.swift
 
 # No warnings in the project's own code (dependencies' warnings are theirs): a warning in a file
 # of this repository fails the run. A clean clone compiles every file, so CI sees them all.

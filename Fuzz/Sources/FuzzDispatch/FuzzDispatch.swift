@@ -1,3 +1,4 @@
+import Foundation
 // Fuzzes the dispatch decoder a worker runs on every delivered body: `Envelope.decodeForDispatch`
 // with a decoder for two payload types, which goes through FastJSONDecoder, the JSONDecoder
 // fallback and the duplicate-key check.
@@ -7,7 +8,7 @@
 // `Envelope.decodeHead` (what a reader uses) on whether the envelope is well formed and on its type
 // and metadata; and what FastJSONDecoder accepts, JSONDecoder reads the same.
 import FuzzDriver
-import Foundation
+
 @testable import MessageStore
 
 struct OrderPlaced: MessagePayload, Equatable {
@@ -40,14 +41,21 @@ public func fuzzDispatch(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             guard head == nil else { fail("a reader reads the envelope a worker calls malformed", body) }
         case .undecodableData(let type, _):
             guard let head else { fail("a worker reads the type of an envelope a reader calls malformed", body) }
-            guard head.type == type else { fail("type \(type.debugDescription), not \(head.type.debugDescription)", body) }
-            guard payloadTypes[type] != nil else { fail("undecodable data of unregistered type \(type.debugDescription)", body) }
+            guard head.type == type else {
+                fail("type \(type.debugDescription), not \(head.type.debugDescription)", body)
+            }
+            guard payloadTypes[type] != nil else {
+                fail("undecodable data of unregistered type \(type.debugDescription)", body)
+            }
         }
         return 0
     }
     guard let head else { fail("a worker dispatches an envelope a reader calls malformed", body) }
     guard head.type == dispatched.type, head.metadata == dispatched.metadata else {
-        fail("worker and reader disagree: \(dispatched.type.debugDescription) against \(head.type.debugDescription)", body)
+        fail(
+            "worker and reader disagree: \(dispatched.type.debugDescription) against \(head.type.debugDescription)",
+            body
+        )
     }
     switch (payloadTypes[dispatched.type], dispatched.payload) {
     case (nil, nil):

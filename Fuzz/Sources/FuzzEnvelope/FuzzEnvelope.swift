@@ -1,3 +1,4 @@
+import Foundation
 // Fuzzes the envelope reader: `Envelope.decodeHead` and `Envelope.decodeData`, as a worker and a
 // reader use them on every body a peer stored.
 //
@@ -5,7 +6,7 @@
 // an independent parser, reads it) whose "type" is that string and whose "data" is an object, and
 // it survives being written again by the library's encoder and read back unchanged.
 import FuzzDriver
-import Foundation
+
 @testable import MessageStore
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -19,7 +20,9 @@ public func fuzzEnvelope(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if let object = try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) {
         guard let dictionary = object as? [String: Any] else { fail("accepted a body that is not an object", body) }
         guard let type = dictionary["type"] as? String else { fail("accepted a \"type\" that is not a string", body) }
-        guard type == head.type else { fail("read type \(head.type.debugDescription), not \(type.debugDescription)", body) }
+        guard type == head.type else {
+            fail("read type \(head.type.debugDescription), not \(type.debugDescription)", body)
+        }
         guard dictionary["data"] is [String: Any] else { fail("accepted a \"data\" that is not an object", body) }
     }
     // `data` is an object, but what is inside it is checked only when it is decoded: a string
@@ -27,7 +30,12 @@ public func fuzzEnvelope(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     // worker). What decodes, written back and read again, does not change.
     guard
         let payload = try? Envelope.decodeData(
-            [String: JSONValue].self, from: body, type: head.type, subject: "fuzz", sequence: 1)
+            [String: JSONValue].self,
+            from: body,
+            type: head.type,
+            subject: "fuzz",
+            sequence: 1
+        )
     else { return 0 }
     let again: [UInt8]
     do {
@@ -41,7 +49,13 @@ public func fuzzEnvelope(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard reread.type == head.type, reread.metadata.map(canonical) == head.metadata.map(canonical) else {
         fail("the envelope changed when written back: \(String(decoding: again, as: UTF8.self).debugDescription)", body)
     }
-    let rereadPayload = try? Envelope.decodeData([String: JSONValue].self, from: again, type: head.type, subject: "fuzz", sequence: 1)
+    let rereadPayload = try? Envelope.decodeData(
+        [String: JSONValue].self,
+        from: again,
+        type: head.type,
+        subject: "fuzz",
+        sequence: 1
+    )
     guard rereadPayload.map(canonical) == canonical(payload) else {
         fail("the data changed when written back: \(String(decoding: again, as: UTF8.self).debugDescription)", body)
     }

@@ -1,3 +1,4 @@
+import Foundation
 // Fuzzes the reader of JetStream's publish acknowledgements, `PublishAckReply.parse`, which reads
 // the reply to every awaited publish by hand.
 //
@@ -6,7 +7,7 @@
 // it reads agrees with Foundation's JSONSerialization, an independent parser, on the stream and
 // sequence of a body without duplicate keys.
 import FuzzDriver
-import Foundation
+
 @testable import MessageStore
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -24,7 +25,10 @@ public func fuzzPublishAck(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         FastJSONEncoder.appendString(stream, to: &again)
         again += #", "seq":\#(sequence)\#(isDuplicate ? #","duplicate":true"# : "")}"#.utf8
         guard PublishAckReply.parse(again) == reply else {
-            fail("\(reply) written as \(String(decoding: again, as: UTF8.self).debugDescription) reads differently", body)
+            fail(
+                "\(reply) written as \(String(decoding: again, as: UTF8.self).debugDescription) reads differently",
+                body
+            )
         }
         guard JSONDuplicateKeys.first(in: body) == nil,
             let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
@@ -32,10 +36,15 @@ public func fuzzPublishAck(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         // An error object with a code takes precedence; JSONSerialization does not see that.
         if let error = object["error"] as? [String: Any], error.isEmpty == false { return 0 }
         guard object["stream"] as? String == stream else {
-            fail("stream \(stream.debugDescription), JSONSerialization reads \(String(describing: object["stream"]))", body)
+            fail(
+                "stream \(stream.debugDescription), JSONSerialization reads \(String(describing: object["stream"]))",
+                body
+            )
         }
         if sequence < 1 << 53, let number = object["seq"] as? NSNumber {
-            guard number.uint64Value == sequence else { fail("sequence \(sequence), JSONSerialization reads \(number)", body) }
+            guard number.uint64Value == sequence else {
+                fail("sequence \(sequence), JSONSerialization reads \(number)", body)
+            }
         }
     case .refused(let code, let errorCode, let description):
         guard code != 0 || errorCode != 0 else { fail("a refusal without a code", body) }
@@ -43,7 +52,10 @@ public func fuzzPublishAck(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         FastJSONEncoder.appendString(description, to: &again)
         again += "}}".utf8
         guard PublishAckReply.parse(again) == reply else {
-            fail("\(reply) written as \(String(decoding: again, as: UTF8.self).debugDescription) reads differently", body)
+            fail(
+                "\(reply) written as \(String(decoding: again, as: UTF8.self).debugDescription) reads differently",
+                body
+            )
         }
     }
     return 0

@@ -1,10 +1,11 @@
+import Foundation
 // Fuzzes the reader of the reply subjects JetStream delivers messages with,
 // `JetStreamReplySubject.parse`, which reads the delivery count and sequences of every message.
 //
 // Beyond not crashing: it answers exactly as a plain reference reading does (split on dots, the
 // five numbers at the place the token count gives, each all digits and in range).
 import FuzzDriver
-import Foundation
+
 @testable import MessageStore
 
 @_cdecl("LLVMFuzzerTestOneInput")
