@@ -1,13 +1,14 @@
 /// Any JSON value, for metadata fields and payloads whose shape the store does not know.
 ///
-/// Integers and fractional numbers are kept apart so that values written by another service
-/// (for example `1` versus `1.5`) round-trip unchanged.
+/// Whole and fractional numbers are kept apart so that values written by another service
+/// (for example `1` versus `1.5`) keep their kind and value; the spelling of a number is not
+/// kept (`1e3` comes back as `1000`).
 public enum JSONValue: Sendable, Hashable, Codable {
     /// JSON `null`.
     case null
     /// `true` or `false`.
     case bool(Bool)
-    /// A number without a fraction or exponent.
+    /// A number whose value is whole and fits `Int`, however it is written (`1`, `1e3`).
     case int(Int)
     /// Any other number.
     case double(Double)
