@@ -1,4 +1,3 @@
-import Foundation
 // Fuzzes the dispatch decoder a worker runs on every delivered body: `Envelope.decodeForDispatch`
 // with a decoder for two payload types, which goes through FastJSONDecoder, the JSONDecoder
 // fallback and the duplicate-key check.
@@ -7,6 +6,8 @@ import Foundation
 // registered, and then of that type's payload type; the dispatch decoder agrees with
 // `Envelope.decodeHead` (what a reader uses) on whether the envelope is well formed and on its type
 // and metadata; and what FastJSONDecoder accepts, JSONDecoder reads the same.
+
+import Foundation
 import FuzzDriver
 
 @testable import MessageStore

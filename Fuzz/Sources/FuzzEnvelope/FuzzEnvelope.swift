@@ -1,10 +1,11 @@
-import Foundation
 // Fuzzes the envelope reader: `Envelope.decodeHead` and `Envelope.decodeData`, as a worker and a
 // reader use them on every body a peer stored.
 //
 // Beyond not crashing: an accepted envelope is a JSON object (as Foundation's JSONSerialization,
 // an independent parser, reads it) whose "type" is that string and whose "data" is an object, and
 // it survives being written again by the library's encoder and read back unchanged.
+
+import Foundation
 import FuzzDriver
 
 @testable import MessageStore

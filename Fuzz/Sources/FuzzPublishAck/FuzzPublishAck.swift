@@ -1,4 +1,3 @@
-import Foundation
 // Fuzzes the reader of JetStream's publish acknowledgements, `PublishAckReply.parse`, which reads
 // the reply to every awaited publish by hand.
 //
@@ -6,6 +5,8 @@ import Foundation
 // acknowledgement or refusal, written again as the server writes it, reads back the same; and what
 // it reads agrees with Foundation's JSONSerialization, an independent parser, on the stream and
 // sequence of a body without duplicate keys.
+
+import Foundation
 import FuzzDriver
 
 @testable import MessageStore

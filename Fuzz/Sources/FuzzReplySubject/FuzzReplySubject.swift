@@ -1,9 +1,10 @@
-import Foundation
 // Fuzzes the reader of the reply subjects JetStream delivers messages with,
 // `JetStreamReplySubject.parse`, which reads the delivery count and sequences of every message.
 //
 // Beyond not crashing: it answers exactly as a plain reference reading does (split on dots, the
 // five numbers at the place the token count gives, each all digits and in range).
+
+import Foundation
 import FuzzDriver
 
 @testable import MessageStore
