@@ -24,12 +24,13 @@ let package = Package(
     ],
     targets: [
         // Declares libFuzzer's LLVMFuzzerRunDriver, which each target's main calls.
-        .target(name: "FuzzDriver")
+        .target(name: "FuzzDriver"),
+        .target(name: "FuzzSupport", dependencies: ["FuzzDriver"]),
     ]
         + fuzzTargets.map { name in
             .executableTarget(
                 name: name,
-                dependencies: ["FuzzDriver", .product(name: "MessageStore", package: rootPackage)]
+                dependencies: ["FuzzSupport", .product(name: "MessageStore", package: rootPackage)]
             )
         }
 )

@@ -8,7 +8,7 @@
 // and metadata; and what FastJSONDecoder accepts, JSONDecoder reads the same.
 
 import Foundation
-import FuzzDriver
+import FuzzSupport
 
 @testable import MessageStore
 
@@ -96,15 +96,9 @@ func samePayload(_ a: (any MessagePayload)?, _ b: (any MessagePayload)?) -> Bool
     }
 }
 
-func fail(_ message: String, _ body: [UInt8]) -> Never {
-    fatalError("invariant broken: \(message); input: \(String(decoding: body, as: UTF8.self).debugDescription)")
-}
-
 @main
 enum Main {
     static func main() {
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzDispatch))
+        runFuzzer(fuzzDispatch)
     }
 }

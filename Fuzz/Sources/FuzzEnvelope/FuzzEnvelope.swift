@@ -6,7 +6,7 @@
 // it survives being written again by the library's encoder and read back unchanged.
 
 import Foundation
-import FuzzDriver
+import FuzzSupport
 
 @testable import MessageStore
 
@@ -83,15 +83,9 @@ func canonical(_ metadata: MessageMetadata) -> MessageMetadata {
     return metadata
 }
 
-func fail(_ message: String, _ body: [UInt8]) -> Never {
-    fatalError("invariant broken: \(message); input: \(String(decoding: body, as: UTF8.self).debugDescription)")
-}
-
 @main
 enum Main {
     static func main() {
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzEnvelope))
+        runFuzzer(fuzzEnvelope)
     }
 }

@@ -7,7 +7,7 @@
 // sequence of a body without duplicate keys.
 
 import Foundation
-import FuzzDriver
+import FuzzSupport
 
 @testable import MessageStore
 
@@ -62,15 +62,9 @@ public func fuzzPublishAck(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-func fail(_ message: String, _ body: [UInt8]) -> Never {
-    fatalError("invariant broken: \(message); input: \(String(decoding: body, as: UTF8.self).debugDescription)")
-}
-
 @main
 enum Main {
     static func main() {
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzPublishAck))
+        runFuzzer(fuzzPublishAck)
     }
 }

@@ -5,7 +5,7 @@
 // five numbers at the place the token count gives, each all digits and in range).
 
 import Foundation
-import FuzzDriver
+import FuzzSupport
 
 @testable import MessageStore
 
@@ -54,8 +54,6 @@ func reference(_ bytes: [UInt8]) -> JetStreamReplySubject? {
 @main
 enum Main {
     static func main() {
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzReplySubject))
+        runFuzzer(fuzzReplySubject)
     }
 }

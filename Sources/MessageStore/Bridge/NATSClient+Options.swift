@@ -92,17 +92,22 @@ enum ConnectionOptions {
                             .userJWT(into: jwt, errorText: errorText)
                     },
                     Unmanaged.passUnretained(signer).toOpaque(),
-                    { errorText, signature, signatureLength, nonce, closure in
-                        guard let closure, let nonce else { return NATS_ERR }
-                        return Unmanaged<ConnectionSigner>.fromOpaque(closure).takeUnretainedValue()
-                            .sign(nonce, into: signature, length: signatureLength, errorText: errorText)
-                    },
+                    signatureCallback,
                     Unmanaged.passUnretained(signer).toOpaque()
                 ),
                 "setting the credentials file \(path)"
             )
             return signer
         }
+    }
+
+    /// cnats' signature callback for NKey and JWT users: the closure is the ``ConnectionSigner``
+    /// (not retained: each connection's events keep it alive). nats_Sign allocates the signature
+    /// with malloc; cnats frees it.
+    private static let signatureCallback: natsSignatureHandler = { error, signature, length, nonce, closure in
+        guard let closure, let nonce else { return NATS_ERR }
+        return Unmanaged<ConnectionSigner>.fromOpaque(closure).takeUnretainedValue()
+            .sign(nonce, into: signature, length: length, errorText: error)
     }
 
     private static func setNKey(
@@ -115,12 +120,7 @@ enum ConnectionOptions {
             natsOptions_SetNKey(
                 options,
                 publicKey,
-                { errorText, signature, signatureLength, nonce, closure in
-                    guard let closure, let nonce else { return NATS_ERR }
-                    // nats_Sign allocates the signature with malloc; cnats frees it.
-                    return Unmanaged<ConnectionSigner>.fromOpaque(closure).takeUnretainedValue()
-                        .sign(nonce, into: signature, length: signatureLength, errorText: errorText)
-                },
+                signatureCallback,
                 Unmanaged.passUnretained(signer).toOpaque()
             ),
             "setting the NKey"
