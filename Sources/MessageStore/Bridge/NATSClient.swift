@@ -334,10 +334,9 @@ final class NATSClient: @unchecked Sendable {
                 }
                 defer { natsMsg_Destroy(reply) }
                 self.events.stopWatching(watch)
+                // After a denial the caller has its answer already; this one is ignored.
                 if status == NATS_OK, let reply {
                     once.resume(.success(CMessage.data(of: reply)))
-                } else if status == NATS_TIMEOUT, watch.wasDenied {
-                    once.resume(.failure(denied))
                 } else {
                     once.resume(.failure(ClientErrors.make(status, context)))
                 }
@@ -364,17 +363,13 @@ private final class ResumeOnce<Value: Sendable>: Sendable {
 final class DenialWatch: Sendable {
     let subject: String
     private let onDenied: @Sendable () -> Void
-    private let denied = Atomic<Bool>(false)
 
     init(subject: String, onDenied: @escaping @Sendable () -> Void) {
         self.subject = subject
         self.onDenied = onDenied
     }
 
-    var wasDenied: Bool { denied.load(ordering: .acquiring) }
-
     func deny() {
-        denied.store(true, ordering: .releasing)
         onDenied()
     }
 }
