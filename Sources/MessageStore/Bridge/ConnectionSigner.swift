@@ -33,14 +33,11 @@ final class ConnectionSigner: Sendable {
     }
 
     let source: Source
-    /// The public key, for NKey authentication (nil for a credentials file, whose JWT names it).
-    let publicKey: String?
     /// Whether a signature made since the last ``takeDroppedSignature()`` starts with a zero byte.
     private let droppedSignature = Atomic<Bool>(false)
 
-    init(_ source: Source, publicKey: String?) {
+    init(_ source: Source) {
         self.source = source
-        self.publicKey = publicKey
     }
 
     /// Whether cnats dropped a signature since the last call (see the type's documentation);

@@ -62,12 +62,12 @@ enum ConnectionOptions {
                 )
             }
             let publicKey = try NKeySeed(String(decoding: contents[line], as: UTF8.self)).publicKey
-            let signer = ConnectionSigner(.seedFile(path), publicKey: publicKey)
+            let signer = ConnectionSigner(.seedFile(path))
             try setNKey(signer, publicKey: publicKey, on: options, check: check)
             return signer
         case .nkeySeed(let seed):
             let publicKey = try NKeySeed(seed).publicKey
-            let signer = ConnectionSigner(.seed(Substring(seed).trimmingWhitespace()), publicKey: publicKey)
+            let signer = ConnectionSigner(.seed(Substring(seed).trimmingWhitespace()))
             try setNKey(signer, publicKey: publicKey, on: options, check: check)
             return signer
         case .credentialsFile(let path):
@@ -82,7 +82,7 @@ enum ConnectionOptions {
                 )
             }
             _ = try NKeySeed(String(decoding: contents[seed], as: UTF8.self))
-            let signer = ConnectionSigner(.credentialsFile(path), publicKey: nil)
+            let signer = ConnectionSigner(.credentialsFile(path))
             try check(
                 natsOptions_SetUserCredentialsCallbacks(
                     options,
