@@ -430,7 +430,7 @@ extension MessageStore {
     ///   ``MessageStoreError/Code/decodingFailed`` when the message is not a valid envelope.
     public func lastMessage(on subject: String) async throws(MessageStoreError) -> StoredMessage? {
         let natsSubject = try naming.publishSubject(subject)
-        let candidates = try await api.streams(overlapping: natsSubject)
+        let candidates = try await jetStream.streams(overlapping: natsSubject)
         guard let stream = candidates.first else {
             throw MessageStoreError(
                 code: .streamNotFound,
@@ -439,7 +439,7 @@ extension MessageStore {
             )
         }
         guard
-            let raw = try await client.lastMessage(
+            let raw = try await jetStream.lastMessage(
                 stream: stream.config.name,
                 natsSubject: natsSubject,
                 subject: subject

@@ -48,7 +48,7 @@ extension MessageStore {
                 stream: name
             )
         }
-        var config = JetStreamAPI.StreamConfig(name: name, subjects: [filter])
+        var config = JetStream.StreamConfig(name: name, subjects: [filter])
         config.maxBytes = options.maxBytes
         config.maxMsgSize = options.maxMessageSize
         config.storage = options.storage.rawValue
@@ -57,7 +57,7 @@ extension MessageStore {
         config.duplicateWindow = options.duplicateWindow.nanoseconds
         logger.info("creating stream", metadata: [LogKey.stream: "\(name)", LogKey.subject: "\(filter)"])
         do {
-            return StreamDescription(try await api.createStream(config))
+            return StreamDescription(try await jetStream.createStream(config))
         } catch  where error.jetStreamError == .streamNameInUse {
             // Created by someone else meanwhile: use theirs if it covers the category.
             if let existing = try await stream(covering: filter) { return existing }
@@ -72,7 +72,7 @@ extension MessageStore {
 
     /// The first stream whose subjects cover every subject matching `natsFilter`.
     func stream(covering natsFilter: String) async throws(MessageStoreError) -> StreamDescription? {
-        let candidates = try await api.streams(overlapping: natsFilter)
+        let candidates = try await jetStream.streams(overlapping: natsFilter)
         let covering = candidates.first { info in
             (info.config.subjects ?? []).contains { SubjectRules.filter($0, covers: natsFilter) }
         }
@@ -82,18 +82,18 @@ extension MessageStore {
     /// Describes a stream by name.
     /// - Throws: ``MessageStoreError/Code/streamNotFound`` when there is no such stream.
     public func streamDescription(named name: String) async throws(MessageStoreError) -> StreamDescription {
-        StreamDescription(try await api.streamInfo(name))
+        StreamDescription(try await jetStream.streamInfo(name))
     }
 
     /// Deletes a stream and every message in it.
     /// - Throws: ``MessageStoreError/Code/streamNotFound`` when there is no such stream.
     public func deleteStream(named name: String) async throws(MessageStoreError) {
-        try await api.deleteStream(name)
+        try await jetStream.deleteStream(name)
     }
 }
 
 extension StreamDescription {
-    init(_ info: JetStreamAPI.StreamInfo) {
+    init(_ info: JetStream.StreamInfo) {
         self.init(
             name: info.config.name,
             subjects: info.config.subjects ?? [],
@@ -130,7 +130,7 @@ extension MessageStore {
     /// is empty).
     public func streams() async throws(MessageStoreError) -> [StreamDescription] {
         let filter = naming.subjectPrefix.isEmpty ? nil : naming.subjectPrefix + ">"
-        return try await api.streams(overlapping: filter).map(StreamDescription.init)
+        return try await jetStream.streams(overlapping: filter).map(StreamDescription.init)
     }
 
     /// The consumers of the stream that stores `category`.
@@ -144,7 +144,7 @@ extension MessageStore {
                 subject: category + ".>"
             )
         }
-        return try await api.consumers(stream: stream.name).map { info in
+        return try await jetStream.consumers(stream: stream.name).map { info in
             ConsumerDescription(
                 name: info.name,
                 stream: info.streamName,

@@ -125,6 +125,10 @@ public struct MessageStore: Sendable {
     /// Where the store logs.
     public let logger: Logger
     let naming: Naming
+    /// The store's one way into JetStream.
+    let jetStream: JetStream
+    /// What every publish of the store goes through.
+    let publisher: Publisher
 
     /// Creates a store.
     /// - Parameters:
@@ -169,11 +173,10 @@ public struct MessageStore: Sendable {
         self.connection = connection
         self.configuration = configuration
         self.logger = logger
+        jetStream = JetStream(client: connection.client)
+        publisher = Publisher(jetStream: jetStream, naming: naming, configuration: configuration, logger: logger)
     }
 
     /// The environment prefix, without a trailing ".".
     public var prefix: String { naming.prefix }
-
-    var client: NATSClient { connection.client }
-    var api: JetStreamAPI { JetStreamAPI(client: connection.client) }
 }

@@ -259,7 +259,10 @@ public final class Subscription: Service, Sendable {
                 consumer: consumer,
                 handlers: handlers,
                 configuration: configuration,
-                store: store,
+                naming: store.naming,
+                logger: store.logger,
+                publisher: store.publisher,
+                progressThread: store.jetStream.progressThread,
                 isStopping: { [self] in isStopping }
             ),
             stream: setup.stream,
@@ -268,8 +271,7 @@ public final class Subscription: Service, Sendable {
             prefetch: prefetch
         )
         let progress = dispatcher.progress
-        let loop = FetchLoop(
-            subscription: setup.subscription,
+        let loop = setup.subscription.batches(
             batchSize: { prefetch.batchSize },
             longPoll: configuration.idlePollInterval,
             maxBatchesInFlight: batchesInFlight,
@@ -335,7 +337,7 @@ public final class Subscription: Service, Sendable {
         // Acknowledgements are buffered for a moment; make sure the server has them before
         // returning, so a process that exits right after a graceful shutdown loses none.
         do {
-            try await store.client.flush(timeout: .seconds(5))
+            try await store.jetStream.flush(timeout: .seconds(5))
         } catch {
             store.logger.warning(
                 "could not confirm the last acknowledgements; those messages may be delivered again",
@@ -444,7 +446,7 @@ extension Subscription {
         }
         let stream = try await ensureStream(covering: filter, purpose: "the subscription filter \(filter)")
         let consumerInfo = try await ensureConsumer(stream: stream)
-        let replicas = try await store.api.streamInfo(stream).config.numReplicas ?? 1
+        let replicas = try await store.jetStream.streamInfo(stream).config.numReplicas ?? 1
         let ledger = try await AttemptLedger.prepare(
             store: store,
             stream: stream,
@@ -452,8 +454,7 @@ extension Subscription {
             consumerCreated: consumerInfo.created,
             replicas: replicas
         )
-        let subscription = try await PullSubscription.bind(
-            client: store.client,
+        let subscription = try await store.jetStream.pullSubscription(
             stream: stream,
             consumer: consumer,
             acknowledges: true
@@ -462,8 +463,8 @@ extension Subscription {
     }
 
     /// Creates the durable consumer, or brings an existing one's settings up to date.
-    private func ensureConsumer(stream: String) async throws(MessageStoreError) -> JetStreamAPI.ConsumerInfo {
-        var desired = JetStreamAPI.ConsumerConfig(durableName: consumer)
+    private func ensureConsumer(stream: String) async throws(MessageStoreError) -> JetStream.ConsumerInfo {
+        var desired = JetStream.ConsumerConfig(durableName: consumer)
         desired.filterSubject = natsFilter
         desired.ackWait = configuration.ackWait.nanoseconds
         // Deliveries beyond the attempts: those that never reached a handler do not count as
@@ -472,8 +473,8 @@ extension Subscription {
         desired.maxDeliver = configuration.effectiveMaxDeliveries
         desired.maxAckPending = configuration.maxAckPending
 
-        let api = store.api
-        if let existing = try await api.consumerInfo(stream: stream, name: consumer) {
+        let jetStream = store.jetStream
+        if let existing = try await jetStream.consumerInfo(stream: stream, name: consumer) {
             if let existingFilter = existing.config.filterSubject, !existingFilter.isEmpty,
                 existingFilter != natsFilter
             {
@@ -493,7 +494,7 @@ extension Subscription {
                 update.maxDeliver = desired.maxDeliver
                 update.maxAckPending = desired.maxAckPending
                 do {
-                    let updated = try await api.createOrUpdateDurableConsumer(stream: stream, config: update)
+                    let updated = try await jetStream.createOrUpdateDurableConsumer(stream: stream, config: update)
                     store.logger.info("updated consumer settings", metadata: logMetadata)
                     return updated
                 } catch {
@@ -506,10 +507,10 @@ extension Subscription {
             return existing
         }
         do {
-            return try await api.createOrUpdateDurableConsumer(stream: stream, config: desired)
+            return try await jetStream.createOrUpdateDurableConsumer(stream: stream, config: desired)
         } catch {
             // Another worker may have created it at the same moment.
-            guard let existing = try await api.consumerInfo(stream: stream, name: consumer) else { throw error }
+            guard let existing = try await jetStream.consumerInfo(stream: stream, name: consumer) else { throw error }
             return existing
         }
     }

@@ -62,7 +62,7 @@ struct ConnectionTests {
 
     @Test func awaitedPublishesAndFetchesHaveAConnectionOfTheirOwn() async throws {
         try await withStore { store, _ in
-            let prompt = try #require(store.client.prompt)
+            let prompt = try #require(store.connection.client.prompt)
             // A process that only consumes has no acknowledgement inbox (nor its threads).
             try await store.ensureStream("orders")
             #expect(prompt.inboxIfSubscribed == nil)
@@ -78,7 +78,7 @@ struct ConnectionTests {
         // are held apart, each batch by itself. A publish without headers is sent without a C
         // message of its own, so only its acknowledgement is held.
         try await withStore { store, _ in
-            let prompt = try #require(store.client.prompt)
+            let prompt = try #require(store.connection.client.prompt)
             try await store.ensureStream("orders")
             let tagged: MessageHeaders = ["tag": "x"]
             let batch = MessageDisposal.defaultMaxCount
@@ -98,7 +98,7 @@ struct ConnectionTests {
 
             try await store.publish(Counter(value: 2), to: "orders.1")
             #expect(prompt.heldMessageCount == 3)
-            await store.client.close()
+            await store.connection.client.close()
             #expect(prompt.heldMessageCount == 0)
         }
     }
@@ -114,15 +114,15 @@ struct ConnectionTests {
         try await withStore { store, _ in
             try await store.ensureStream("orders")
             try await store.publish(Counter(value: 0), to: "orders.1")
-            awaited.inbox = try #require(store.client.prompt?.inboxIfSubscribed)
-            pipelined.inbox = try store.client.pipelineAcks()
+            awaited.inbox = try #require(store.connection.client.prompt?.inboxIfSubscribed)
+            pipelined.inbox = try store.connection.client.pipelineAcks()
             #expect(
                 try await store.publish(contentsOf: [OutgoingMessage(Counter(value: 1), to: "orders.1")])[0].get()
                     .sequence == 2
             )
             #expect(pipelined.inbox != nil)
             #expect(awaited.inbox != nil)
-            await store.client.close()
+            await store.connection.client.close()
             try await waitUntil("the pipelined inbox is released") { pipelined.inbox == nil }
             try await waitUntil("the awaited publishes' inbox is released") { awaited.inbox == nil }
         }
@@ -152,7 +152,7 @@ struct ConnectionTests {
                 configuration: .init(prefix: uniquePrefix(), createMissingStreams: true),
                 logger: testLogger
             )
-            #expect(store.client.prompt == nil)
+            #expect(store.connection.client.prompt == nil)
             try await store.ensureStream("orders")
             let ack = try await store.publish(Counter(value: 1), to: "orders.1")
             #expect(ack.sequence == 1)

@@ -41,7 +41,7 @@ struct DeadLetterHardeningTests {
                 body: Array("not json".utf8)
             )
             #expect(
-                try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1,
+                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1,
                 "the peer's message was not stored"
             )
             try await withRunning(try deadLetteringWorker(store)) {
@@ -92,7 +92,7 @@ struct DeadLetterHardeningTests {
                 try await waitUntil("the dead letter") { try await letters(on: "dlq.jobs.1", store).count == 1 }
             }
             let first = try #require(try await letters(on: "dlq.jobs.1", store).first)
-            try await store.api.deleteConsumer(stream: "\(store.prefix)-jobs", name: consumer)
+            try await store.jetStream.deleteConsumer(stream: "\(store.prefix)-jobs", name: consumer)
             try await withRunning(try deadLetteringWorker(store, consumer: consumer)) {
                 try await waitUntil("terminated again") {
                     try await store.consumerInfo(consumer, category: "jobs").ackFloor.streamSeq == 1
@@ -109,7 +109,7 @@ struct DeadLetterHardeningTests {
             try await store.ensureStream("jobs")
             try await store.ensureStream("dlq")
             // A body just under the server's largest message: with the dead letter's headers it is over.
-            let size = store.client.maxPayload - 300
+            let size = store.connection.client.maxPayload - 300
             _ = try await store.publishRaw(String(repeating: "x", count: size), to: "jobs.big")
             try await withRunning(try deadLetteringWorker(store)) {
                 try await waitUntil("the reduced dead letter") {
@@ -141,7 +141,7 @@ struct DeadLetterHardeningTests {
                 body: Array("x".utf8)
             )
             #expect(
-                try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1,
+                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1,
                 "the peer's message was not stored"
             )
             try await store.publish(Counter(value: 2), to: "jobs.after")
@@ -182,7 +182,7 @@ struct DeadLetterHardeningTests {
                 body: []
             )
             #expect(
-                try await store.api.streamInfo("\(store.prefix)-jobs").state.messages == 1,
+                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1,
                 "the peer's message was not stored"
             )
             try await store.publish(Counter(value: 2), to: "jobs.2")

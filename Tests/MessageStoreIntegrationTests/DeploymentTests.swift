@@ -76,7 +76,7 @@ struct DeploymentTests {
         try await retrying("creating a 3-replica stream") { try await store.ensureStream("orders", options: options) }
         let description = try await store.streamDescription(named: "\(store.prefix)-orders")
         #expect(description.name == "\(store.prefix)-orders")
-        let config = try await store.api.streamInfo("\(store.prefix)-orders").config
+        let config = try await store.jetStream.streamInfo("\(store.prefix)-orders").config
         #expect(config.numReplicas == 3)
 
         let handled = Recorder<Int>()

@@ -9,7 +9,7 @@ struct ProgressThreadTests {
     @Test func subscriptionsOfAConnectionShareOneProgressThread() async throws {
         try await withStore { store, _ in
             try await store.ensureStream("orders")
-            let progress = store.client.progressThread
+            let progress = store.jetStream.progressThread
             var fast = Subscription.Configuration()
             fast.ackWait = .seconds(2)
             let slow = Subscription.Configuration()

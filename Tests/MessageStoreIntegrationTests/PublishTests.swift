@@ -314,12 +314,16 @@ struct PublishTests {
         try await withStore { store, _ in
             try await store.ensureStream("bulk")
             let count = 500
-            let publisher = store.client.startPipelined(count: count, timeout: .seconds(10), maxInFlight: maxInFlight)
+            let publisher = store.jetStream.startPipelined(
+                count: count,
+                timeout: .seconds(10),
+                maxInFlight: maxInFlight
+            )
             var previous: Publication?
             for start in stride(from: 0, to: count, by: 50) {
                 var chunk: [(Int, Publication)] = []
                 for index in start..<(start + 50) {
-                    let publication = try store.makePublication(
+                    let publication = try store.publisher.makePublication(
                         OutgoingMessage(Counter(value: index), to: "bulk.item"),
                         after: previous
                     )
@@ -334,7 +338,7 @@ struct PublishTests {
             let usage = publisher.batch.window.usage
             #expect(usage.now == 0)
             #expect(usage.most == maxInFlight)
-            #expect(try store.client.pipelineAcks().waitingCount == 0)
+            #expect(try store.connection.client.pipelineAcks().waitingCount == 0)
         }
     }
 
@@ -346,10 +350,16 @@ struct PublishTests {
             #expect(try first[0].get().sequence == 1)
             try await server.stop(keepingStore: true)
             let started = ContinuousClock.now
-            let publisher = store.client.startPipelined(count: 3, timeout: .milliseconds(300), maxInFlight: 2)
+            let publisher = store.jetStream.startPipelined(count: 3, timeout: .milliseconds(300), maxInFlight: 2)
             publisher.send(
                 try (0..<3).map { index in
-                    (index, try store.makePublication(OutgoingMessage(Counter(value: index), to: "bulk.1"), after: nil))
+                    (
+                        index,
+                        try store.publisher.makePublication(
+                            OutgoingMessage(Counter(value: index), to: "bulk.1"),
+                            after: nil
+                        )
+                    )
                 }
             )
             publisher.finish()
@@ -361,7 +371,7 @@ struct PublishTests {
             #expect(elapsed < .seconds(5))
             #expect(publisher.batch.window.usage.now == 0)
             #expect(publisher.batch.window.usage.most == 2)
-            #expect(try store.client.pipelineAcks().waitingCount == 0)
+            #expect(try store.connection.client.pipelineAcks().waitingCount == 0)
             // Through the public call, failures carry the message's own subject.
             let viaStore = await store.publish(
                 contentsOf: [OutgoingMessage(Counter(value: 9), to: "bulk.9")],
@@ -376,7 +386,7 @@ struct PublishTests {
         // Whatever answers on a publish's reply subject, the publish gets an error it can read,
         // and nothing crashes. Here the JetStream API answers with account information.
         try await withStore { store, _ in
-            let acks = try store.client.pipelineAcks()
+            let acks = try store.connection.client.pipelineAcks()
             let notAStream = Publication(subject: "api", natsSubject: "$JS.API.INFO", body: [], headers: [:])
             let error = await #expect(throws: MessageStoreError.self) {
                 try await acks.publish(notAStream, timeout: .seconds(5))

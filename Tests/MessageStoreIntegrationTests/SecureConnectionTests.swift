@@ -283,7 +283,7 @@ struct SecureConnectionTests {
         }
     }
 
-    @Test func deniedJetStreamAPIRequestSaysSo() async throws {
+    @Test func deniedJetStreamRequestSaysSo() async throws {
         let user = NKeyPair.generate(.user)
         let serverConfiguration = """
             authorization { users: [ {

@@ -25,7 +25,7 @@ struct ServerFaultTests {
             let batch = (1...total).map { OutgoingMessage(Counter(value: $0), to: "bulk.items") }
             let publishing = Task { await store.publish(contentsOf: batch) }
             try await waitUntil("a fifth of the batch stored", timeout: .seconds(60)) {
-                try await store.api.streamInfo("\(store.prefix)-bulk").state.messages >= UInt64(total / 5)
+                try await store.jetStream.streamInfo("\(store.prefix)-bulk").state.messages >= UInt64(total / 5)
             }
             await server.crash()
             try await server.start()

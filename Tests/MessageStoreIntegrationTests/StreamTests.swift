@@ -16,7 +16,7 @@ struct StreamTests {
             let stream = try await store.ensureStream("orders", options: options)
             #expect(stream.name == "\(store.prefix)-orders")
             #expect(stream.subjects == ["\(store.prefix).orders.>"])
-            let config = try await store.api.streamInfo(stream.name).config
+            let config = try await store.jetStream.streamInfo(stream.name).config
             #expect(config.maxMsgSize == 2048)
             #expect(config.storage == "memory")
             #expect(config.duplicateWindow == 30_000_000_000)
@@ -26,18 +26,18 @@ struct StreamTests {
             // A second call finds the same stream instead of creating another.
             let again = try await store.ensureStream("orders")
             #expect(again.name == stream.name)
-            #expect(try await store.api.streams(overlapping: nil).count == 1)
+            #expect(try await store.jetStream.streams(overlapping: nil).count == 1)
         }
     }
 
     @Test func reusesAnExistingStreamUnderAnotherName() async throws {
         try await withStore { store, _ in
-            _ = try await store.api.createStream(
+            _ = try await store.jetStream.createStream(
                 .init(name: "shared-by-someone-else", subjects: ["\(store.prefix).>"])
             )
             let stream = try await store.ensureStream("orders")
             #expect(stream.name == "shared-by-someone-else")
-            let names = try await store.api.streams(overlapping: nil).map(\.config.name)
+            let names = try await store.jetStream.streams(overlapping: nil).map(\.config.name)
             #expect(names == ["shared-by-someone-else"])
             let ack = try await store.publish(Counter(value: 1), to: "orders.1")
             #expect(ack.stream == "shared-by-someone-else")
@@ -46,7 +46,7 @@ struct StreamTests {
 
     @Test func aStreamThatOnlyOverlapsDoesNotCount() async throws {
         try await withStore(createMissingStreams: false) { store, _ in
-            _ = try await store.api.createStream(
+            _ = try await store.jetStream.createStream(
                 .init(name: "special-orders", subjects: ["\(store.prefix).orders.special"])
             )
             let error = await #expect(throws: MessageStoreError.self) { try await store.ensureStream("orders") }
@@ -61,7 +61,7 @@ struct StreamTests {
             #expect(error?.stream == "\(store.prefix)-orders")
             #expect(error?.message.contains("\(store.prefix)-orders") == true)
             #expect(error?.message.contains("\(store.prefix).orders.>") == true)
-            let streams = try await store.api.streams(overlapping: nil)
+            let streams = try await store.jetStream.streams(overlapping: nil)
             #expect(streams.isEmpty)
         }
     }
@@ -70,7 +70,7 @@ struct StreamTests {
         try await withStore { store, _ in
             let error = await #expect(throws: MessageStoreError.self) { try await store.ensureStream("orders.x") }
             #expect(error?.code == .invalidSubject)
-            let streams = try await store.api.streams(overlapping: nil)
+            let streams = try await store.jetStream.streams(overlapping: nil)
             #expect(streams.isEmpty)
         }
     }

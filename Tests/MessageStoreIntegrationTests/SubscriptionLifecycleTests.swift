@@ -189,7 +189,7 @@ struct SubscriptionLifecycleTests {
                 group.addTask { try await worker.run() }
                 // Once the consumer exists the worker is polling.
                 try await waitUntil("consumer created") {
-                    try await store.api.consumerInfo(stream: "\(store.prefix)-jobs", name: "idle") != nil
+                    try await store.jetStream.consumerInfo(stream: "\(store.prefix)-jobs", name: "idle") != nil
                 }
                 ready.record(1)
                 let duration = try await elapsed {
@@ -211,7 +211,7 @@ struct SubscriptionLifecycleTests {
             )
             let task = Task { try await worker.run() }
             try await waitUntil("consumer created") {
-                try await store.api.consumerInfo(stream: "\(store.prefix)-jobs", name: "cancelled") != nil
+                try await store.jetStream.consumerInfo(stream: "\(store.prefix)-jobs", name: "cancelled") != nil
             }
             task.cancel()
             let duration = try await elapsed { _ = try await task.value }
@@ -222,13 +222,13 @@ struct SubscriptionLifecycleTests {
     /// Delivers the message on `jobs.1` `count` times to a consumer `name` without ever handling or
     /// acknowledging it, as workers that crashed (or stopped) with it would.
     private func deliverWithoutAnswering(_ count: Int, consumer name: String, store: MessageStore) async throws {
-        var crashed = JetStreamAPI.ConsumerConfig(durableName: name)
+        var crashed = JetStream.ConsumerConfig(durableName: name)
         crashed.filterSubject = "\(store.prefix).jobs.>"
         crashed.ackWait = Duration.milliseconds(300).nanoseconds
         crashed.maxDeliver = 10
-        _ = try await store.api.createOrUpdateDurableConsumer(stream: "\(store.prefix)-jobs", config: crashed)
+        _ = try await store.jetStream.createOrUpdateDurableConsumer(stream: "\(store.prefix)-jobs", config: crashed)
         let pull = try await PullSubscription.bind(
-            client: store.client,
+            client: store.connection.client,
             stream: "\(store.prefix)-jobs",
             consumer: name,
             acknowledges: true
@@ -237,7 +237,7 @@ struct SubscriptionLifecycleTests {
         let deadline = ContinuousClock.now + .seconds(15)
         while deliveries < count && ContinuousClock.now < deadline {
             // A blocking fetch, so on a library thread rather than the cooperative pool.
-            let outcome = try await store.client.pool.run { pull.fetch(batch: 1, longPoll: .seconds(1)) }
+            let outcome = try await store.connection.client.pool.run { pull.fetch(batch: 1, longPoll: .seconds(1)) }
             if case .messages(let messages) = outcome {
                 deliveries += messages.count
             }
@@ -254,7 +254,7 @@ struct SubscriptionLifecycleTests {
             // three runs recorded before the handler started, as a worker records them.
             try await deliverWithoutAnswering(3, consumer: "crashy", store: store)
             let consumer = try #require(
-                try await store.api.consumerInfo(stream: "\(store.prefix)-jobs", name: "crashy")
+                try await store.jetStream.consumerInfo(stream: "\(store.prefix)-jobs", name: "crashy")
             )
             let ledger = try await AttemptLedger.prepare(
                 store: store,
@@ -368,7 +368,7 @@ struct SubscriptionLifecycleTests {
 
     @Test func missingDeadLetterStreamFailsAtStartWhenStreamsMayNotBeCreated() async throws {
         try await withStore(createMissingStreams: false) { store, _ in
-            _ = try await store.api.createStream(
+            _ = try await store.jetStream.createStream(
                 .init(name: "\(store.prefix)-orders", subjects: ["\(store.prefix).orders.>"])
             )
             var configuration = Subscription.Configuration()

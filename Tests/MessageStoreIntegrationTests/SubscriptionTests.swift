@@ -35,7 +35,7 @@ struct HandlerFailure: Error, CustomStringConvertible {
 extension MessageStore {
     /// Publishes a raw body, as a misbehaving peer could.
     func publishRaw(_ body: String, to subject: String) async throws -> PublishAck {
-        try await publish(
+        try await publisher.publish(
             Publication(
                 subject: subject,
                 natsSubject: try naming.publishSubject(subject),
@@ -46,8 +46,8 @@ extension MessageStore {
         )
     }
 
-    func consumerInfo(_ consumer: String, category: String) async throws -> JetStreamAPI.ConsumerInfo {
-        try #require(try await api.consumerInfo(stream: naming.streamName(category: category), name: consumer))
+    func consumerInfo(_ consumer: String, category: String) async throws -> JetStream.ConsumerInfo {
+        try #require(try await jetStream.consumerInfo(stream: naming.streamName(category: category), name: consumer))
     }
 }
 
@@ -311,8 +311,8 @@ extension MessageStore {
     /// The last message on a subject without decoding its envelope (poison stays readable).
     func lastMessageRaw(on subject: String) async throws -> RawStoredMessage? {
         let natsSubject = try naming.publishSubject(subject)
-        guard let stream = try await api.streams(overlapping: natsSubject).first else { return nil }
-        return try await client.lastMessage(stream: stream.config.name, natsSubject: natsSubject, subject: subject)
+        guard let stream = try await jetStream.streams(overlapping: natsSubject).first else { return nil }
+        return try await jetStream.lastMessage(stream: stream.config.name, natsSubject: natsSubject, subject: subject)
     }
 }
 

@@ -11,7 +11,7 @@ struct ToolAPITests {
         try await withStore { store, _ in
             try await store.ensureStream("orders")
             try await store.ensureStream("payments")
-            _ = try await store.api.createStream(.init(name: "elsewhere", subjects: ["other.>"]))
+            _ = try await store.jetStream.createStream(.init(name: "elsewhere", subjects: ["other.>"]))
             try await store.publish(Counter(value: 1), to: "orders.1")
             let streams = try await store.streams()
             #expect(Set(streams.map(\.name)) == ["\(store.prefix)-orders", "\(store.prefix)-payments"])

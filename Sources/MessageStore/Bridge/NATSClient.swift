@@ -497,17 +497,3 @@ extension String {
         self.init(decoding: bytes, as: UTF8.self)
     }
 }
-
-extension NATSClient {
-    /// Waits until the server has received everything sent so far (acks are buffered briefly by
-    /// cnats to coalesce writes).
-    func flush(timeout: Duration) async throws(MessageStoreError) {
-        let milliseconds = timeout.milliseconds
-        try await pool.run { () throws(MessageStoreError) in
-            let status = self.withConnection { natsConnection_FlushTimeout($0, milliseconds) }
-            if status != NATS_OK {
-                throw ClientErrors.make(status, .init(operation: "flushing acknowledgements"))
-            }
-        }
-    }
-}

@@ -77,7 +77,7 @@ final class OrderedReader: Sendable {
         natsFilter: String,
         start: Start
     ) async throws(MessageStoreError) -> Cursor {
-        var config = JetStreamAPI.ConsumerConfig()
+        var config = JetStream.ConsumerConfig()
         config.ackPolicy = "none"
         config.filterSubject = natsFilter
         config.maxDeliver = 1
@@ -93,14 +93,13 @@ final class OrderedReader: Sendable {
         case .afterLast:
             preconditionFailure("resolved by open")
         }
-        let info = try await store.api.createEphemeralConsumer(stream: stream, config: config)
+        let info = try await store.jetStream.createEphemeralConsumer(stream: stream, config: config)
         return Cursor(subscription: nil, consumerName: info.name, remaining: info.numPending)
     }
 
     private func subscription(for current: Cursor) async throws(MessageStoreError) -> PullSubscription {
         if let subscription = current.subscription { return subscription }
-        let subscription = try await PullSubscription.bind(
-            client: store.client,
+        let subscription = try await store.jetStream.pullSubscription(
             stream: stream,
             consumer: current.consumerName,
             acknowledges: false
@@ -127,23 +126,14 @@ final class OrderedReader: Sendable {
             guard let current = cursor.withLock({ $0 }) else { return [] }
             if wait == nil && current.remaining == 0 { return [] }
             let subscription = try await subscription(for: current)
-            // A blocked fetch cannot see task cancellation; unsubscribing wakes it at once.
-            let pool = store.client.pool
-            let result: Result<PullSubscription.FetchOutcome, MessageStoreError> = await withTaskCancellationHandler {
-                do throws(MessageStoreError) {
-                    return .success(
-                        try await pool.run { () throws(MessageStoreError) -> PullSubscription.FetchOutcome in
-                            subscription.fetch(batch: batch, longPoll: wait)
-                        }
-                    )
-                } catch {
-                    return .failure(error)
-                }
-            } onCancel: {
-                subscription.unsubscribe()
+            let outcome: PullSubscription.FetchOutcome
+            do {
+                outcome = try await subscription.fetch(batch: batch, wait: wait)
+            } catch {
+                if Task.isCancelled { throw .cancelled("reading \(natsFilter)", subject: natsFilter) }
+                throw error
             }
             if Task.isCancelled { throw .cancelled("reading \(natsFilter)", subject: natsFilter) }
-            let outcome = try result.get()
             switch outcome {
             case .messages(let messages):
                 if let gapAfter = accept(messages) {
@@ -189,7 +179,7 @@ final class OrderedReader: Sendable {
     private func restart(after streamSequence: UInt64) async throws(MessageStoreError) {
         guard let old = cursor.withLock({ $0 }) else { return }
         old.subscription?.unsubscribe()
-        try? await store.api.deleteConsumer(stream: stream, name: old.consumerName)
+        try? await store.jetStream.deleteConsumer(stream: stream, name: old.consumerName)
         var fresh = try await Self.makeCursor(
             store: store,
             stream: stream,
@@ -210,7 +200,7 @@ final class OrderedReader: Sendable {
         else { return }
         current.subscription?.unsubscribe()
         do {
-            try await store.api.deleteConsumer(stream: stream, name: current.consumerName)
+            try await store.jetStream.deleteConsumer(stream: stream, name: current.consumerName)
         } catch  where error.jetStreamError == .consumerNotFound {
             // Already gone.
         } catch {

@@ -38,7 +38,7 @@ struct SnapshotStore {
     /// Whether the bucket is missing and may not be created: loads then go without snapshots.
     func isUnavailable() async -> Bool {
         if store.configuration.createMissingStreams { return false }
-        let info = try? await store.api.streamInfo(streamName)
+        let info = try? await store.jetStream.streamInfo(streamName)
         return info == nil
     }
 
@@ -62,7 +62,7 @@ struct SnapshotStore {
 
     private func lastRecord(key: String, entity: String) async throws(MessageStoreError) -> RawStoredMessage? {
         do {
-            return try await store.client.lastMessage(
+            return try await store.jetStream.lastMessage(
                 stream: streamName,
                 natsSubject: "$KV.\(bucket).\(key)",
                 subject: entity
@@ -85,14 +85,13 @@ struct SnapshotStore {
         let record = Record(projection: policy.name, version: policy.version, sequence: sequence, state: state)
         let body = Array(try Envelope.encoder.encode(record))
         // Through the store's publisher, so that a snapshot rides out a failover as any publish.
-        _ = try await store.publish(
-            Publication(subject: entity, natsSubject: "$KV.\(bucket).\(key)", body: body, headers: [:]),
-            timeout: store.configuration.publishTimeout
+        _ = try await store.publisher.publish(
+            Publication(subject: entity, natsSubject: "$KV.\(bucket).\(key)", body: body, headers: [:])
         )
     }
 
     private func ensureBucket() async throws(MessageStoreError) {
-        if (try? await store.api.streamInfo(streamName)) != nil { return }
+        if (try? await store.jetStream.streamInfo(streamName)) != nil { return }
         guard store.configuration.createMissingStreams else {
             throw MessageStoreError(
                 code: .streamNotFound,
@@ -101,7 +100,7 @@ struct SnapshotStore {
                 stream: streamName
             )
         }
-        var config = JetStreamAPI.StreamConfig(name: streamName, subjects: ["$KV.\(bucket).>"])
+        var config = JetStream.StreamConfig(name: streamName, subjects: ["$KV.\(bucket).>"])
         config.maxMsgsPerSubject = 1
         config.maxBytes = -1
         config.maxMsgSize = -1
@@ -113,7 +112,7 @@ struct SnapshotStore {
         config.denyDelete = true
         config.allowDirect = true
         do {
-            _ = try await store.api.createStream(config)
+            _ = try await store.jetStream.createStream(config)
         } catch  where error.jetStreamError == .streamNameInUse {
             // Created meanwhile by another process.
         }

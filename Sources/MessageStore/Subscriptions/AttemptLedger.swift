@@ -32,11 +32,11 @@ struct AttemptLedger: Sendable {
     ) async throws(MessageStoreError) -> AttemptLedger {
         let bucket = bucketName(prefix: store.naming.prefix)
         let ledgerStream = "KV_" + bucket
-        let api = store.api
+        let jetStream = store.jetStream
         do {
-            _ = try await api.streamInfo(ledgerStream)
+            _ = try await jetStream.streamInfo(ledgerStream)
         } catch  where error.jetStreamError == .streamNotFound {
-            var config = JetStreamAPI.StreamConfig(name: ledgerStream)
+            var config = JetStream.StreamConfig(name: ledgerStream)
             config.subjects = ["$KV.\(bucket).>"]
             config.maxAge = retention.nanoseconds
             config.maxMsgsPerSubject = 1
@@ -46,10 +46,10 @@ struct AttemptLedger: Sendable {
             config.denyDelete = true
             config.allowDirect = true
             do {
-                _ = try await api.createStream(config)
+                _ = try await jetStream.createStream(config)
             } catch {
                 // Another worker may have created it at the same moment.
-                _ = try await api.streamInfo(ledgerStream)
+                _ = try await jetStream.streamInfo(ledgerStream)
             }
         }
         let created = escapeKeyToken(consumerCreated ?? "unknown")
@@ -64,7 +64,11 @@ struct AttemptLedger: Sendable {
     func recordedRuns(sequence: UInt64) async throws(MessageStoreError) -> Int {
         let subject = keyPrefix + String(sequence)
         guard
-            let entry = try await store.client.lastMessage(stream: ledgerStream, natsSubject: subject, subject: subject)
+            let entry = try await store.jetStream.lastMessage(
+                stream: ledgerStream,
+                natsSubject: subject,
+                subject: subject
+            )
         else { return 0 }
         return Int(String(decoding: entry.body, as: UTF8.self)) ?? 0
     }
@@ -78,7 +82,7 @@ struct AttemptLedger: Sendable {
             body: Array(String(runs).utf8),
             headers: MessageHeaders()
         )
-        _ = try await store.publish(publication, timeout: store.configuration.publishTimeout)
+        _ = try await store.publisher.publish(publication)
     }
 
     /// Bucket names take letters, digits, `-` and `_`: every other byte, and `_` itself, is

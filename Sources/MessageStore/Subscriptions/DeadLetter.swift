@@ -50,23 +50,25 @@ struct DeadLetter {
     /// The id that makes a second copy of the same message a duplicate.
     var messageID: String { "dead-letter:\(stream):\(message.streamSequence)" }
 
-    func publish(withPrefix deadLetterPrefix: String, store: MessageStore) async throws(MessageStoreError) -> Stored {
+    func publish(withPrefix deadLetterPrefix: String, through publisher: Publisher) async throws(MessageStoreError)
+        -> Stored
+    {
         let letterSubject = Self.subject(
             prefix: deadLetterPrefix,
             original: subject,
             sequence: message.streamSequence,
-            naming: store.naming
+            naming: publisher.naming
         )
         let full = Publication(
             subject: letterSubject,
-            natsSubject: try store.naming.publishSubject(letterSubject),
+            natsSubject: try publisher.naming.publishSubject(letterSubject),
             body: message.body,
             headers: headers(id: messageID, reduced: nil)
         )
         var stored: Stored
         do {
             stored = Stored(
-                ack: try await store.publish(full, timeout: store.configuration.publishTimeout),
+                ack: try await publisher.publish(full),
                 subject: letterSubject
             )
         } catch  where !Self.isTransient(error) {
@@ -77,13 +79,15 @@ struct DeadLetter {
             reduced.body = []
             reduced.headers = headers(id: messageID, reduced: why)
             stored = Stored(
-                ack: try await store.publish(reduced, timeout: store.configuration.publishTimeout),
+                ack: try await publisher.publish(reduced),
                 subject: letterSubject,
                 reduced: why
             )
         }
         guard stored.ack.isDuplicate else { return stored }
-        if try await isOurs(stream: stored.ack.stream, sequence: stored.ack.sequence, store: store) { return stored }
+        if try await isOurs(stream: stored.ack.stream, sequence: stored.ack.sequence, jetStream: publisher.jetStream) {
+            return stored
+        }
         // Someone else stored a message under this id: store the real one under an id of its own.
         var again = full
         again.body = stored.reduced == nil ? full.body : []
@@ -93,7 +97,7 @@ struct DeadLetter {
             forgedSequence: stored.ack.sequence
         )
         stored.forgedSequence = stored.ack.sequence
-        stored.ack = try await store.publish(again, timeout: store.configuration.publishTimeout)
+        stored.ack = try await publisher.publish(again)
         return stored
     }
 
@@ -134,8 +138,12 @@ struct DeadLetter {
 
     /// Whether the message stored at `sequence` is this dead letter (an earlier copy of ours,
     /// stored before a crash), rather than something a peer stored under its id.
-    private func isOurs(stream: String, sequence: UInt64, store: MessageStore) async throws(MessageStoreError) -> Bool {
-        guard let stored = try await store.client.message(stream: stream, sequence: sequence) else { return false }
+    private func isOurs(
+        stream: String,
+        sequence: UInt64,
+        jetStream: JetStream
+    ) async throws(MessageStoreError) -> Bool {
+        guard let stored = try await jetStream.message(stream: stream, sequence: sequence) else { return false }
         let headers = stored.headers
         guard headers[DeadLetterHeader.originalStream] == self.stream,
             headers[DeadLetterHeader.originalSequence] == String(message.streamSequence),

@@ -16,8 +16,12 @@ final class Dispatcher: Sendable {
         let consumer: String
         let handlers: MessageHandlers
         let configuration: Subscription.Configuration
-        /// For naming, the logger, and publishing dead letters.
-        let store: MessageStore
+        let naming: Naming
+        let logger: Logger
+        /// Publishes dead letters.
+        let publisher: Publisher
+        /// Tells the server which messages are still being handled.
+        let progressThread: ProgressThread
         /// Whether the subscription is stopping (the worker gives back what has not started).
         let isStopping: @Sendable () -> Bool
     }
@@ -47,12 +51,12 @@ final class Dispatcher: Sendable {
         self.ledger = ledger
         self.prefetch = prefetch
         configuration = context.configuration
-        logger = context.store.logger
+        logger = context.logger
         decoder = Envelope.makeDispatchDecoder(for: context.handlers)
         metrics = SubscriptionMetrics(consumer: context.consumer, types: context.handlers.messageTypes)
         progress = ProgressReporter(
             interval: configuration.progressInterval ?? configuration.ackWait / 3,
-            thread: context.store.client.progressThread
+            thread: context.progressThread
         )
         policy = context.configuration.deliveryPolicy
     }
@@ -91,7 +95,7 @@ final class Dispatcher: Sendable {
     func process(_ message: FetchedMessage) async {
         // Given back already (the worker is stopping), or taken by another path.
         guard message.start() else { return }
-        let naming = context.store.naming
+        let naming = context.naming
         let subject = naming.applicationSubject(message.natsSubject)
         // Log metadata is built only when a line is actually logged: swift-log takes it as an
         // autoclosure, and formatting it for every message would cost more than dispatching it.
@@ -299,7 +303,7 @@ final class Dispatcher: Sendable {
                 reason: reason
             )
             do {
-                let stored = try await letter.publish(withPrefix: deadLetterPrefix, store: context.store)
+                let stored = try await letter.publish(withPrefix: deadLetterPrefix, through: context.publisher)
                 typeMetrics.deadLettered.increment()
                 logger.info(
                     "message dead-lettered",

@@ -4,7 +4,7 @@
     import Foundation
 #endif
 
-extension JetStreamAPI {
+extension JetStream {
     struct ConsumerConfig: Codable, Sendable, Equatable {
         var durableName: String?
         var deliverPolicy: String = "all"

@@ -1,6 +1,8 @@
 import CNATS
 
-extension NATSClient {
+extension JetStream {
+    // Stored messages, read by stream and sequence or as a subject's last.
+
     /// The last message stored on exactly `natsSubject` in `stream`, or nil when there is none.
     func lastMessage(stream: String, natsSubject: String, subject: String) async throws(MessageStoreError)
         -> RawStoredMessage?
@@ -29,10 +31,10 @@ extension NATSClient {
         _ context: ClientErrors.Context,
         _ get: @escaping @Sendable (OpaquePointer, inout OpaquePointer?, inout jsErrCode) -> natsStatus
     ) async throws(MessageStoreError) -> RawStoredMessage? {
-        try await pool.run { () throws(MessageStoreError) -> RawStoredMessage? in
+        try await client.pool.run { () throws(MessageStoreError) -> RawStoredMessage? in
             var message: OpaquePointer?
             var errorCode = jsErrCode(rawValue: 0)
-            let status = self.withJetStream { jetStream in get(jetStream, &message, &errorCode) }
+            let status = client.withJetStream { jetStream in get(jetStream, &message, &errorCode) }
             defer { natsMsg_Destroy(message) }
             if JetStreamErrorCode(Int(errorCode.rawValue)) == .noMessageFound
                 || (status == NATS_NOT_FOUND && errorCode.rawValue == 0)

@@ -8,7 +8,7 @@
 ///
 /// Requests and replies are plain JSON, so the store reads the fields it needs from any server
 /// version without depending on which fields a particular C client release knows.
-struct JetStreamAPI: Sendable {
+struct JetStream: Sendable {
     let client: NATSClient
 
     struct APIError: Decodable {
@@ -94,7 +94,7 @@ struct JetStreamAPI: Sendable {
 
 // MARK: Streams
 
-extension JetStreamAPI {
+extension JetStream {
     struct StreamConfig: Codable, Sendable {
         var name: String
         var subjects: [String]?

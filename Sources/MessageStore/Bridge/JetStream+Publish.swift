@@ -1,18 +1,18 @@
 import CNATS
 import Synchronization
 
-extension NATSClient {
+extension JetStream {
     /// Publishes one message to JetStream and waits for its acknowledgement, through the
     /// connection that sends at once (see ``PromptConnection``).
     func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
-        if let prompt {
+        if let prompt = client.prompt {
             return try await prompt.publish(publication, timeout: timeout)
         }
         // Without the second connection, through the main one's inbox: the same matching of
         // acknowledgements, timeouts and refused publishes, only behind its flusher.
         let inbox: AckInbox
         do {
-            inbox = try pipelineAcks()
+            inbox = try client.pipelineAcks()
         } catch {
             var error = error
             error.subject = publication.subject
@@ -29,7 +29,7 @@ extension NATSClient {
     func startPipelined(count: Int, timeout: Duration, maxInFlight: Int) -> PipelinedPublisher {
         let publisher = PipelinedPublisher(count: count, maxInFlight: maxInFlight)
         guard count > 0 else { return publisher }
-        pool.submit {
+        client.pool.submit {
             self.sendPipelined(publisher, timeout: timeout)
         }
         return publisher
@@ -39,7 +39,7 @@ extension NATSClient {
         let batch = publisher.batch
         let acks: AckInbox
         do {
-            acks = try pipelineAcks()
+            acks = try client.pipelineAcks()
         } catch {
             while let chunk = publisher.nextChunk() {
                 for (index, _) in chunk {
@@ -68,6 +68,20 @@ extension NATSClient {
                 }
                 acks.send(chunk[start..<(start + granted)], timeout: timeout, batch: batch)
                 start += granted
+            }
+        }
+    }
+}
+
+extension JetStream {
+    /// Waits until the server has received everything sent so far (acks are buffered briefly by
+    /// cnats to coalesce writes).
+    func flush(timeout: Duration) async throws(MessageStoreError) {
+        let milliseconds = timeout.milliseconds
+        try await client.pool.run { () throws(MessageStoreError) in
+            let status = client.withConnection { natsConnection_FlushTimeout($0, milliseconds) }
+            if status != NATS_OK {
+                throw ClientErrors.make(status, .init(operation: "flushing acknowledgements"))
             }
         }
     }
