@@ -27,86 +27,10 @@ public struct MessageStore: Sendable {
         /// How publishes ride out a stream that cannot answer for a while, such as a leader
         /// election after a server died. Defaults to retrying for up to 15 seconds, 250 ms apart
         /// at first, doubling up to 1 second; a subject no stream covers fails after 3 attempts.
-        public var publishRetry = Backoff()
+        public var publishRetry = PublishRetryPolicy()
         /// The most pipelined publishes waiting for their acknowledgement at once.
         /// Defaults to 4,000.
         public var maxPublishesInFlight = 4_000
-
-        /// When a publish is sent again, and for how long.
-        ///
-        /// A publish is retried when nothing stored it (no responders; JetStream temporarily
-        /// unavailable, as during a leader election), and, when it has an id (`Nats-Msg-Id`,
-        /// de-duplicated by the stream), also when its acknowledgement did not come in time or
-        /// its connection failed. Other failures are thrown at once. Retrying ends at
-        /// ``deadline``; each attempt waits for its acknowledgement up to the publish timeout.
-        public struct Backoff: Sendable, Hashable {
-            /// How many attempts that found no responders before the store looks for a stream
-            /// covering the subject: when there is none, the publish fails then; when there is
-            /// one, it keeps trying until ``deadline``. Defaults to 3.
-            public var maxAttempts: Int = 3
-            /// The pause after the first failed attempt. Defaults to 250 ms.
-            public var initialDelay: Duration = .milliseconds(250)
-            /// How much each pause grows. Defaults to 2.
-            public var multiplier: Double = 2
-            /// The longest pause between attempts. Defaults to 1 second.
-            public var maxDelay: Duration = .seconds(1)
-            /// How long after the first attempt the store may still send a retry. Zero means no
-            /// retries. Defaults to 15 seconds: a replicated stream's followers wait a random 4 to
-            /// 9 seconds without their leader before they elect a new one (nats-server's Raft
-            /// election timeout), and elections of a three-replica stream measured 6–9.5 s here.
-            public var deadline: Duration = .seconds(15)
-
-            /// Creates the default backoff.
-            public init() {}
-
-            /// Creates a backoff.
-            /// - Parameters:
-            ///   - maxAttempts: Attempts before looking for a stream that covers the subject.
-            ///   - initialDelay: The first pause.
-            ///   - multiplier: How much each pause grows. Defaults to 2.
-            ///   - maxDelay: The longest pause. Defaults to 1 second.
-            ///   - deadline: How long retries may go on. Defaults to 15 seconds.
-            public init(
-                maxAttempts: Int,
-                initialDelay: Duration,
-                multiplier: Double = 2,
-                maxDelay: Duration = .seconds(1),
-                deadline: Duration = .seconds(15)
-            ) {
-                self.maxAttempts = maxAttempts
-                self.initialDelay = initialDelay
-                self.multiplier = multiplier
-                self.maxDelay = maxDelay
-                self.deadline = deadline
-            }
-
-            /// The longest pause or deadline a store accepts: a day.
-            public static let longestDelay = Duration.seconds(86_400)
-
-            /// The pause after failed attempt number `attempt` (1-based), at most ``maxDelay``;
-            /// it saturates whatever the numbers, and is never negative.
-            public func delay(afterAttempt attempt: Int) -> Duration {
-                ExponentialDelay.delay(
-                    initial: initialDelay,
-                    multiplier: multiplier,
-                    maximum: min(maxDelay, Self.longestDelay),
-                    afterAttempt: attempt
-                )
-            }
-
-            /// Why this backoff cannot be used, or nil.
-            var problem: String? {
-                if maxAttempts < 1 { return "publishRetry.maxAttempts must be at least 1" }
-                if !multiplier.isFinite || multiplier < 1 {
-                    return "publishRetry.multiplier must be a finite number of at least 1, not \(multiplier)"
-                }
-                for (name, value) in [("initialDelay", initialDelay), ("maxDelay", maxDelay), ("deadline", deadline)]
-                where value < .zero || value > Self.longestDelay {
-                    return "publishRetry.\(name) must be between zero and \(Self.longestDelay), not \(value)"
-                }
-                return nil
-            }
-        }
 
         /// Creates a configuration.
         /// - Parameters:

@@ -1,17 +1,22 @@
-/// How long a failed message waits before its next attempt.
+/// How long to wait before the next attempt: the one backoff type of the library.
 ///
-/// The delay travels with the negative acknowledgement, so the server holds the message back and
-/// no worker is blocked meanwhile.
+/// A worker's failed message waits this long before it is delivered again
+/// (``Subscription/Configuration/retrySchedule``): the delay travels with the negative
+/// acknowledgement, so the server holds the message back and no worker is blocked meanwhile. A
+/// publish that nothing stored waits this long before it is sent again
+/// (``MessageStore/Configuration/PublishRetryPolicy/schedule``).
 public struct RetrySchedule: Sendable, Hashable {
-    private let initial: Duration
-    private let multiplier: Double
-    private let maximum: Duration
+    let initial: Duration
+    let multiplier: Double
+    let maximum: Duration
 
     /// Delays that grow by `multiplier` after each failed attempt, up to `maximum`.
     ///
     /// A subscription refuses a schedule with a negative or non-finite part, a multiplier below 1
     /// or a maximum beyond what the server takes (about 292 years) with
-    /// ``MessageStoreError/Code/invalidConfiguration``.
+    /// ``MessageStoreError/Code/invalidConfiguration``; a store refuses one for its publish retry
+    /// with a delay over a day
+    /// (``MessageStore/Configuration/PublishRetryPolicy/longestDelay``).
     /// - Parameters:
     ///   - initial: The delay after the first failure. Defaults to 1 second.
     ///   - multiplier: The growth per attempt, 1 or more. Defaults to 2.
@@ -57,7 +62,7 @@ public struct RetrySchedule: Sendable, Hashable {
 }
 
 /// `initial × multiplierⁿ`, computed so that no input traps or loops: the arithmetic of
-/// ``RetrySchedule`` and ``MessageStore/Configuration/Backoff``.
+/// ``RetrySchedule`` and ``MessageStore/Configuration/PublishRetryPolicy``.
 enum ExponentialDelay {
     /// The longest duration whose nanoseconds fit an Int64, which is what the server and the C
     /// client take.

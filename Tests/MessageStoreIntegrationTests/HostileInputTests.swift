@@ -114,31 +114,43 @@ struct CallerInputTests {
     // MARK: Configuration values
 
     @Test func publishRetryBackoffIsCheckedAtCreationAndSaturates() async throws {
-        let infinite = MessageStore.Configuration.Backoff(
+        let infinite = MessageStore.Configuration.PublishRetryPolicy(
             maxAttempts: 3,
-            initialDelay: .milliseconds(250),
-            multiplier: .infinity
+            schedule: .exponential(initial: .milliseconds(250), multiplier: .infinity, maximum: .seconds(1))
         )
-        // Pauses saturate at maxDelay (1 s by default), whatever the growth or the attempt.
+        // Pauses saturate at the schedule's maximum (1 s by default), whatever the growth or the attempt.
         #expect(infinite.delay(afterAttempt: 2) == .seconds(1))
-        #expect(MessageStore.Configuration.Backoff().delay(afterAttempt: 3) == .seconds(1))
-        #expect(MessageStore.Configuration.Backoff().delay(afterAttempt: .max) == .seconds(1))
-        let slow = MessageStore.Configuration.Backoff(
+        #expect(MessageStore.Configuration.PublishRetryPolicy().delay(afterAttempt: 3) == .seconds(1))
+        #expect(MessageStore.Configuration.PublishRetryPolicy().delay(afterAttempt: .max) == .seconds(1))
+        let slow = MessageStore.Configuration.PublishRetryPolicy(
             maxAttempts: 3,
-            initialDelay: .seconds(1),
-            multiplier: 1,
-            maxDelay: .seconds(2)
+            schedule: .exponential(initial: .seconds(1), multiplier: 1, maximum: .seconds(2))
         )
         #expect(slow.delay(afterAttempt: .max) == .seconds(1))
         try await NATSTestServer.withServer { server in
             let connection = try await NATSConnection.connect(.init(url: server.url), logger: testLogger)
             for backoff in [
                 infinite,
-                .init(maxAttempts: 3, initialDelay: .milliseconds(250), multiplier: .nan),
-                .init(maxAttempts: 3, initialDelay: .seconds(-1)),
-                .init(maxAttempts: 0, initialDelay: .seconds(1)),
-                .init(maxAttempts: 3, initialDelay: .seconds(Int64.max)),
-                .init(maxAttempts: 3, initialDelay: .zero, maxDelay: .seconds(Int64.max)),
+                .init(
+                    maxAttempts: 3,
+                    schedule: .exponential(initial: .milliseconds(250), multiplier: .nan, maximum: .seconds(1))
+                ),
+                .init(
+                    maxAttempts: 3,
+                    schedule: .exponential(initial: .seconds(-1), multiplier: 2, maximum: .seconds(1))
+                ),
+                .init(
+                    maxAttempts: 0,
+                    schedule: .exponential(initial: .seconds(1), multiplier: 2, maximum: .seconds(1))
+                ),
+                .init(
+                    maxAttempts: 3,
+                    schedule: .exponential(initial: .seconds(Int64.max), multiplier: 2, maximum: .seconds(1))
+                ),
+                .init(
+                    maxAttempts: 3,
+                    schedule: .exponential(initial: .zero, multiplier: 2, maximum: .seconds(Int64.max))
+                ),
             ] {
                 var configuration = MessageStore.Configuration(prefix: "p")
                 configuration.publishRetry = backoff

@@ -105,7 +105,10 @@ struct PublishTests {
 
     @Test func noStreamRetriesWithBackoffThenFailsWithinABoundedTime() async throws {
         try await withStore(configure: {
-            $0.publishRetry = .init(maxAttempts: 3, initialDelay: .milliseconds(100))
+            $0.publishRetry = .init(
+                maxAttempts: 3,
+                schedule: .exponential(initial: .milliseconds(100), multiplier: 2, maximum: .seconds(1))
+            )
             // Far beyond the retries' pauses, so that waiting for it shows plainly.
             $0.publishTimeout = .seconds(30)
         }) { store, _ in
@@ -132,7 +135,11 @@ struct PublishTests {
     @Test func noStreamFailsWithNoStreamWordingWithinAShortDeadline() async throws {
         // The deadline, not maxAttempts, ends the retries here; the stream lookup then words it.
         try await withStore(configure: {
-            $0.publishRetry = .init(maxAttempts: 100, initialDelay: .milliseconds(50), deadline: .milliseconds(300))
+            $0.publishRetry = .init(
+                maxAttempts: 100,
+                schedule: .exponential(initial: .milliseconds(50), multiplier: 2, maximum: .seconds(1)),
+                deadline: .milliseconds(300)
+            )
         }) { store, _ in
             var caught: MessageStoreError?
             let duration = await elapsed {
@@ -153,7 +160,11 @@ struct PublishTests {
 
     @Test func cancellingAPublishEndsItsRetriesPromptly() async throws {
         try await withStore(configure: {
-            $0.publishRetry = .init(maxAttempts: 1_000, initialDelay: .milliseconds(100), deadline: .seconds(60))
+            $0.publishRetry = .init(
+                maxAttempts: 1_000,
+                schedule: .exponential(initial: .milliseconds(100), multiplier: 2, maximum: .seconds(1)),
+                deadline: .seconds(60)
+            )
         }) { store, _ in
             let clock = ContinuousClock()
             let started = clock.now
@@ -178,11 +189,15 @@ struct PublishTests {
         try await NATSTestServer.withServer { server in
             let connection = try await NATSConnection.connect(.init(url: server.url), logger: testLogger)
             var configuration = MessageStore.Configuration(prefix: uniquePrefix())
-            configuration.publishRetry.multiplier = .nan
+            configuration.publishRetry.schedule = .exponential(initial: .milliseconds(250), multiplier: .nan)
             #expect(throws: MessageStoreError.self) {
                 try MessageStore(connection: connection, configuration: configuration)
             }
-            configuration.publishRetry = .init(maxAttempts: 3, initialDelay: .zero, deadline: .seconds(-1))
+            configuration.publishRetry = .init(
+                maxAttempts: 3,
+                schedule: .exponential(initial: .zero, multiplier: 2, maximum: .seconds(1)),
+                deadline: .seconds(-1)
+            )
             let error = #expect(throws: MessageStoreError.self) {
                 try MessageStore(connection: connection, configuration: configuration)
             }

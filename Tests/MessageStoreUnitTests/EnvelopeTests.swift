@@ -136,7 +136,7 @@ struct ValueTypeTests {
     }
 
     @Test func publishBackoffDoubles() {
-        let backoff = MessageStore.Configuration.Backoff()
+        let backoff = MessageStore.Configuration.PublishRetryPolicy()
         #expect(backoff.maxAttempts == 3)
         #expect(backoff.delay(afterAttempt: 1) == .milliseconds(250))
         #expect(backoff.delay(afterAttempt: 2) == .milliseconds(500))

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Publish retry decisions (no server)")
 struct PublishRetryTests {
-    typealias Backoff = MessageStore.Configuration.Backoff
+    typealias Policy = MessageStore.Configuration.PublishRetryPolicy
 
     static func error(_ code: MessageStoreError.Code, jetStream: Int? = nil) -> MessageStoreError {
         MessageStoreError(code: code, message: "failed", subject: "orders.1", jetStreamErrorCode: jetStream)
@@ -37,7 +37,7 @@ struct PublishRetryTests {
     }
 
     @Test func attemptsBackOffThenLookForTheStreamThenGoOnUntilTheDeadline() {
-        let policy = Backoff()
+        let policy = Policy()
         func step(_ attempt: Int, _ kind: PublishRetry.Kind, at elapsed: Duration, checked: Bool = false)
             -> PublishRetry.Step
         {
@@ -59,7 +59,11 @@ struct PublishRetryTests {
     }
 
     @Test func aZeroDeadlineMeansNoRetries() {
-        let policy = Backoff(maxAttempts: 3, initialDelay: .milliseconds(250), deadline: .zero)
+        let policy = Policy(
+            maxAttempts: 3,
+            schedule: .exponential(initial: .milliseconds(250), multiplier: 2, maximum: .seconds(1)),
+            deadline: .zero
+        )
         #expect(
             PublishRetry.step(after: 1, kind: .unavailable, elapsed: .zero, streamChecked: false, policy: policy)
                 == .giveUp
@@ -67,47 +71,69 @@ struct PublishRetryTests {
     }
 
     @Test func pausesDoubleUpToTheLongestPauseWithoutOverflowing() {
-        let policy = Backoff()
+        let policy = Policy()
         #expect(policy.deadline == .seconds(15))
-        #expect(policy.maxDelay == .seconds(1))
+        #expect(policy.schedule == .exponential(initial: .milliseconds(250), multiplier: 2, maximum: .seconds(1)))
         #expect(
             (1...4).map(policy.delay(afterAttempt:)) == [
                 .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(1),
             ]
         )
-        let steep = Backoff(
+        let steep = Policy(
             maxAttempts: 3,
-            initialDelay: .seconds(1),
-            multiplier: 1e300,
-            maxDelay: Backoff.longestDelay
+            schedule: .exponential(initial: .seconds(1), multiplier: 1e300, maximum: Policy.longestDelay)
         )
-        #expect(steep.delay(afterAttempt: 1_000_000) == Backoff.longestDelay)
-        // A longer maxDelay is refused at creation; the pause saturates at a day all the same.
-        #expect(Backoff(maxAttempts: 3, initialDelay: .seconds(1), maxDelay: .seconds(86_400 * 365)).problem != nil)
-        let flat = Backoff(maxAttempts: 3, initialDelay: .milliseconds(100), multiplier: 1)
+        #expect(steep.delay(afterAttempt: 1_000_000) == Policy.longestDelay)
+        // A longer maximum is refused at creation; the pause saturates at a day all the same.
+        #expect(
+            Policy(
+                maxAttempts: 3,
+                schedule: .exponential(initial: .seconds(1), multiplier: 2, maximum: .seconds(86_400 * 365))
+            ).problem != nil
+        )
+        let flat = Policy(
+            maxAttempts: 3,
+            schedule: .exponential(initial: .milliseconds(100), multiplier: 1, maximum: .seconds(1))
+        )
         #expect(flat.delay(afterAttempt: 50) == .milliseconds(100))
     }
 
     @Test func unusableBackoffsAreNamed() {
-        #expect(Backoff().problem == nil)
-        #expect(Backoff(maxAttempts: 0, initialDelay: .zero).problem?.contains("maxAttempts") == true)
+        #expect(Policy().problem == nil)
+        #expect(
+            Policy(maxAttempts: 0, schedule: .exponential(initial: .zero, multiplier: 2, maximum: .seconds(1))).problem?
+                .contains("maxAttempts") == true
+        )
         for multiplier in [Double.nan, .infinity, -.infinity, 0.5, -2] {
             #expect(
-                Backoff(maxAttempts: 3, initialDelay: .zero, multiplier: multiplier).problem?.contains("multiplier")
+                Policy(
+                    maxAttempts: 3,
+                    schedule: .exponential(initial: .zero, multiplier: multiplier, maximum: .seconds(1))
+                ).problem?.contains("multiplier")
                     == true
             )
         }
-        #expect(Backoff(maxAttempts: 3, initialDelay: .milliseconds(-1)).problem?.contains("initialDelay") == true)
         #expect(
-            Backoff(maxAttempts: 3, initialDelay: .zero, maxDelay: .seconds(-1)).problem?.contains("maxDelay") == true
+            Policy(
+                maxAttempts: 3,
+                schedule: .exponential(initial: .milliseconds(-1), multiplier: 2, maximum: .seconds(1))
+            ).problem?.contains("initial delay") == true
         )
         #expect(
-            Backoff(maxAttempts: 3, initialDelay: .zero, deadline: .seconds(-1)).problem?.contains("deadline") == true
+            Policy(maxAttempts: 3, schedule: .exponential(initial: .zero, multiplier: 2, maximum: .seconds(-1)))
+                .problem?.contains("maximum delay") == true
+        )
+        #expect(
+            Policy(
+                maxAttempts: 3,
+                schedule: .exponential(initial: .zero, multiplier: 2, maximum: .seconds(1)),
+                deadline: .seconds(-1)
+            ).problem?.contains("deadline") == true
         )
     }
 
     @Test func theFinalErrorSaysWhatWasSeen() {
-        let policy = Backoff()
+        let policy = Policy()
         let noResponders = Self.error(.noResponders)
         let none = PublishRetry.finalError(
             noResponders,

@@ -46,7 +46,7 @@ enum PublishRetry {
     /// The step after attempt number `attempt` (1-based) failed for a retriable reason, with
     /// `elapsed` since the first attempt began.
     ///
-    /// Once ``MessageStore/Configuration/Backoff/maxAttempts`` attempts found no responders, the
+    /// Once ``MessageStore/Configuration/PublishRetryPolicy/maxAttempts`` attempts found no responders, the
     /// store looks for the stream once (`streamChecked` false): a subject no stream covers fails
     /// then, as it always did; one whose stream exists keeps trying until the deadline.
     static func step(
@@ -54,7 +54,7 @@ enum PublishRetry {
         kind: Kind,
         elapsed: Duration,
         streamChecked: Bool,
-        policy: MessageStore.Configuration.Backoff
+        policy: MessageStore.Configuration.PublishRetryPolicy
     ) -> Step {
         if kind == .unavailable, !streamChecked, attempt >= policy.maxAttempts {
             return .lookUpStream
@@ -88,7 +88,7 @@ enum PublishRetry {
         natsSubject: String,
         attempts: Int,
         elapsed: Duration,
-        policy: MessageStore.Configuration.Backoff
+        policy: MessageStore.Configuration.PublishRetryPolicy
     ) -> MessageStoreError {
         var error = last
         let subject = last.subject ?? natsSubject

@@ -9,7 +9,7 @@ struct Publisher: Sendable {
     let naming: Naming
     /// How long a publish waits for its acknowledgement unless told otherwise.
     let timeout: Duration
-    let retry: MessageStore.Configuration.Backoff
+    let retry: MessageStore.Configuration.PublishRetryPolicy
     /// The most pipelined publishes waiting for their acknowledgement at once.
     let maxInFlight: Int
     let logger: Logger
