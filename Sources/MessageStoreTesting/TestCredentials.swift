@@ -1,4 +1,3 @@
-import Crypto
 public import Foundation
 import MessageStore
 
@@ -25,25 +24,28 @@ public struct NKeyPair: Sendable {
     public let seed: String
     /// The public key, such as `UDXU…`.
     public let publicKey: String
-    private let privateKey: Curve25519.Signing.PrivateKey
+    /// The Ed25519 private key: 32 random bytes.
+    private let privateKey: [UInt8]
 
     /// A new random key of `kind`.
     public static func generate(_ kind: Kind) -> NKeyPair {
-        NKeyPair(kind: kind, privateKey: Curve25519.Signing.PrivateKey())
+        // The system's generator is cryptographically secure on every platform Swift runs on.
+        var random = SystemRandomNumberGenerator()
+        return NKeyPair(kind: kind, privateKey: (0..<Ed25519.keyLength).map { _ in random.next() })
     }
 
-    private init(kind: Kind, privateKey: Curve25519.Signing.PrivateKey) {
+    private init(kind: Kind, privateKey: [UInt8]) {
         self.privateKey = privateKey
         let prefix = kind.rawValue
-        let seedBytes = [18 << 3 | prefix >> 5, (prefix & 31) << 3] + Array(privateKey.rawRepresentation)
-        seed = Self.encode(seedBytes)
-        publicKey = Self.encode([prefix] + Array(privateKey.publicKey.rawRepresentation))
+        seed = Self.encode([18 << 3 | prefix >> 5, (prefix & 31) << 3] + privateKey)
+        // Any 32 bytes are an Ed25519 private key, so this always has a public key.
+        publicKey = Self.encode([prefix] + (Ed25519.publicKey(of: privateKey[...]) ?? []))
     }
 
     /// The Ed25519 signature of `bytes`.
     public func sign(_ bytes: [UInt8]) -> [UInt8] {
-        // Only fails for a key that cannot sign, which a generated key always can.
-        Array((try? privateKey.signature(for: bytes)) ?? Data())
+        // Only fails for a key of the wrong length, which a generated key never has.
+        Ed25519.sign(bytes, with: privateKey[...]) ?? []
     }
 
     /// Base32 (no padding) of `bytes` followed by their CRC-16/XMODEM, little-endian.

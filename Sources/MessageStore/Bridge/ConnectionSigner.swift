@@ -111,7 +111,7 @@ final class ConnectionSigner: Sendable {
         }
         var seed = [CChar](repeating: 0, count: range.count + 1)
         for (offset, index) in range.enumerated() { seed[offset] = CChar(bitPattern: contents[index]) }
-        defer { wipe(&seed) }
+        defer { SecretBytes.wipe(&seed) }
         return seed.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
@@ -128,16 +128,8 @@ final class ConnectionSigner: Sendable {
             errorText?.pointee = strdup(error.message)
             return NATS_ERR
         }
-        defer { wipe(&contents) }
+        defer { SecretBytes.wipe(&contents) }
         return body(contents)
-    }
-
-    private static func wipe<T: FixedWidthInteger>(_ bytes: inout [T]) {
-        bytes.withUnsafeMutableBytes { buffer in
-            guard let base = buffer.baseAddress else { return }
-            // Through a volatile-like call the optimiser keeps.
-            _ = memset(base, 0, buffer.count)
-        }
     }
 }
 

@@ -1,10 +1,8 @@
-import Crypto
-
 /// An NKey seed (`SU…` for a user), decoded and checked, and the public key it belongs to.
 ///
 /// cnats signs the server's nonce with the seed but must also be told the public key, which it
 /// cannot derive; the nats CLI and nats.go take the seed alone. Here the public key is derived
-/// with Ed25519 (swift-crypto), so a seed alone is enough too.
+/// with Ed25519 (libcrypto, see ``Ed25519``), so a seed alone is enough too.
 struct NKeySeed: Sendable {
     /// The public key, such as `UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4`.
     let publicKey: String
@@ -13,9 +11,10 @@ struct NKeySeed: Sendable {
     /// that never repeat the seed.
     init(_ text: String) throws(MessageStoreError) {
         let trimmed = Substring(text).trimmingWhitespace()
-        guard let raw = Base32.decode(trimmed), raw.count == 36 else {
-            throw Self.invalid("it is not a base32-encoded NKey seed")
-        }
+        guard var raw = Base32.decode(trimmed) else { throw Self.invalid("it is not a base32-encoded NKey seed") }
+        // The decoded seed holds the private key: wiped however this ends.
+        defer { SecretBytes.wipe(&raw) }
+        guard raw.count == 36 else { throw Self.invalid("it is not a base32-encoded NKey seed") }
         let checksum = UInt16(raw[34]) | UInt16(raw[35]) << 8
         guard CRC16.xmodem(raw[0..<34]) == checksum else {
             throw Self.invalid("its checksum does not match")
@@ -26,13 +25,10 @@ struct NKeySeed: Sendable {
         guard keyType == 20 << 3 else {
             throw Self.invalid("it is not a user seed (a user seed starts with SU)")
         }
-        let privateKey: Curve25519.Signing.PrivateKey
-        do {
-            privateKey = try Curve25519.Signing.PrivateKey(rawRepresentation: raw[2..<34])
-        } catch {
+        guard let key = Ed25519.publicKey(of: raw[2..<34]) else {
             throw Self.invalid("its key is not a valid Ed25519 seed")
         }
-        publicKey = Base32.encodeWithChecksum([keyType] + Array(privateKey.publicKey.rawRepresentation))
+        publicKey = Base32.encodeWithChecksum([keyType] + key)
     }
 
     private static func invalid(_ reason: String) -> MessageStoreError {
