@@ -35,11 +35,17 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
         ),
+        // The fast JSON coders of message bodies: no product, only the store uses them.
+        .target(
+            name: "MessageStoreJSON",
+            swiftSettings: upcomingFeatures
+        ),
         .target(
             name: "MessageStore",
             dependencies: [
                 "CNATS",
                 "CLibCrypto",
+                "MessageStoreJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -131,6 +137,7 @@ let package = Package(
             name: "MessageStoreUnitTests",
             dependencies: [
                 "MessageStore",
+                "MessageStoreJSON",
                 "MessageStoreTesting",
                 "MessageStoreTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,7 +169,7 @@ let package = Package(
 // builds in about half the time of every target.
 if Context.environment["MESSAGE_STORE_UNIT_TESTS_ONLY"] == "1" {
     let unitTests: Set = [
-        "CNATS", "CLibCrypto", "MessageStore", "MessageStoreTesting", "MessageStoreTestSupport",
+        "CNATS", "CLibCrypto", "MessageStoreJSON", "MessageStore", "MessageStoreTesting", "MessageStoreTestSupport",
         "MessageStoreUnitTests",
     ]
     package.targets.removeAll { !unitTests.contains($0.name) }

@@ -87,7 +87,13 @@ extension MessageStore {
         headers: MessageHeaders = [:],
         timeout: Duration? = nil
     ) async throws(MessageStoreError) -> PublishAck {
-        let body = try Envelope.encode(type: type, data: data, metadata: metadata, subject: subject)
+        let body = try Envelope.encode(
+            type: type,
+            data: data,
+            metadata: metadata,
+            subject: subject,
+            coding: configuration.bodyCoding
+        )
         return try await publish(rawBody: body, to: subject, id: id, headers: headers, timeout: timeout)
     }
 

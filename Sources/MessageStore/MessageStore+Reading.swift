@@ -60,7 +60,10 @@ extension MessageStore {
         upTo limit: UInt64?
     ) async throws -> (state: State, lastSequence: UInt64, count: Int) {
         let natsFilter = try naming.filterSubject(subject)
-        let decoder = Envelope.makeDispatchDecoder(payloadTypes: projection.reducers.mapValues(\.payloadType))
+        let decoder = Envelope.makeDispatchDecoder(
+            payloadTypes: projection.reducers.mapValues(\.payloadType),
+            coding: configuration.bodyCoding
+        )
         return try await OrderedReader.with(
             store: self,
             natsFilter: natsFilter,
@@ -87,7 +90,12 @@ extension MessageStore {
                     guard let payload = envelope.payload, let reducer = projection.reducers[envelope.type] else {
                         continue
                     }
-                    let message = StoredMessage(fetched: fetched, envelope: envelope, naming: naming)
+                    let message = StoredMessage(
+                        fetched: fetched,
+                        envelope: envelope,
+                        naming: naming,
+                        bodyCoding: configuration.bodyCoding
+                    )
                     state = try reducer.apply(state, payload, message)
                 }
                 if let limit, lastSequence >= limit { done = true }
@@ -182,7 +190,8 @@ extension MessageStore {
                     guard
                         let message = try? StoredMessage(
                             raw: RawStoredMessage(fetched),
-                            naming: naming
+                            naming: naming,
+                            bodyCoding: configuration.bodyCoding
                         )
                     else { continue }
                     if try predicate(message) { return message }
@@ -262,6 +271,7 @@ public struct RawMessage: Sendable {
     public var body: [UInt8]
     let naming: Naming
     let natsSubject: String
+    let bodyCoding: BodyCoding
 
     /// The message read as an envelope.
     /// - Throws: ``MessageStoreError/Code/decodingFailed`` when the body is not a valid envelope.
@@ -274,7 +284,8 @@ public struct RawMessage: Sendable {
                 sequence: sequence,
                 timestamp: Int64(timestamp.timeIntervalSince1970 * 1_000_000_000)
             ),
-            naming: naming
+            naming: naming,
+            bodyCoding: bodyCoding
         )
     }
 }
@@ -385,7 +396,8 @@ public struct RawMessages: AsyncSequence, Sendable {
                 headers: fetched.headers,
                 body: fetched.body,
                 naming: store.naming,
-                natsSubject: fetched.natsSubject
+                natsSubject: fetched.natsSubject,
+                bodyCoding: store.configuration.bodyCoding
             )
         }
 
@@ -412,7 +424,8 @@ extension RawStoredMessage {
 }
 
 extension StoredMessage {
-    init(fetched: FetchedMessage, envelope: Envelope.Dispatched, naming: Naming) {
+    init(fetched: FetchedMessage, envelope: Envelope.Dispatched, naming: Naming, bodyCoding: BodyCoding) {
+        self.bodyCoding = bodyCoding
         type = envelope.type
         metadata = envelope.metadata
         subject = naming.applicationSubject(fetched.natsSubject)
@@ -445,6 +458,6 @@ extension MessageStore {
                 subject: subject
             )
         else { return nil }
-        return try StoredMessage(raw: raw, naming: naming)
+        return try StoredMessage(raw: raw, naming: naming, bodyCoding: configuration.bodyCoding)
     }
 }

@@ -31,6 +31,8 @@ public struct MessageStore: Sendable {
         /// The most pipelined publishes waiting for their acknowledgement at once.
         /// Defaults to 4,000.
         public var maxPublishesInFlight = 4_000
+        /// How message bodies are encoded and decoded. Defaults to ``BodyCoding/fast``.
+        public var bodyCoding = BodyCoding.fast
 
         /// Creates a configuration.
         /// - Parameters:

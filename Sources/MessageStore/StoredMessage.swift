@@ -20,12 +20,21 @@ public struct StoredMessage: Sendable {
     public var headers: MessageHeaders
     /// The whole JSON body, as stored.
     public var body: [UInt8]
+    /// How ``decode(as:)`` reads the body: the store's ``MessageStore/Configuration/bodyCoding``.
+    var bodyCoding: BodyCoding = .fast
 
     /// Decodes the envelope's `data` as `Payload`.
     /// - Throws: ``MessageStoreError`` with code ``MessageStoreError/Code/decodingFailed`` when
     ///   the data does not fit the type.
     public func decode<Payload: Decodable>(as _: Payload.Type = Payload.self) throws(MessageStoreError) -> Payload {
-        try Envelope.decodeData(Payload.self, from: body, type: type, subject: subject, sequence: sequence)
+        try Envelope.decodeData(
+            Payload.self,
+            from: body,
+            type: type,
+            subject: subject,
+            sequence: sequence,
+            coding: bodyCoding
+        )
     }
 
     /// The envelope's `data` as untyped JSON.
@@ -35,9 +44,10 @@ public struct StoredMessage: Sendable {
         }
     }
 
-    init(raw: RawStoredMessage, naming: Naming) throws(MessageStoreError) {
+    init(raw: RawStoredMessage, naming: Naming, bodyCoding: BodyCoding) throws(MessageStoreError) {
         let subject = naming.applicationSubject(raw.natsSubject)
-        let head = try Envelope.decodeHead(raw.body, subject: subject, sequence: raw.sequence)
+        let head = try Envelope.decodeHead(raw.body, subject: subject, sequence: raw.sequence, coding: bodyCoding)
+        self.bodyCoding = bodyCoding
         type = head.type
         metadata = head.metadata
         self.subject = subject

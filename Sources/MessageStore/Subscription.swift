@@ -260,6 +260,7 @@ public final class Subscription: Service, Sendable {
                 handlers: handlers,
                 configuration: configuration,
                 naming: store.naming,
+                bodyCoding: store.configuration.bodyCoding,
                 logger: store.logger,
                 publisher: store.publisher,
                 progressThread: store.jetStream.progressThread,

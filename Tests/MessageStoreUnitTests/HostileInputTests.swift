@@ -1,4 +1,5 @@
 import Foundation
+import MessageStoreJSON
 import MessageStoreTestSupport
 import Testing
 

@@ -66,20 +66,26 @@ extension Envelope {
     }
 
     /// A decoder that dispatches `data` to the payload types of `handlers`.
-    static func makeDispatchDecoder(for handlers: MessageHandlers) -> BodyDecoder {
-        makeDispatchDecoder(payloadTypes: handlers.table.mapValues(\.payloadType))
+    static func makeDispatchDecoder(for handlers: MessageHandlers, coding: BodyCoding = .fast) -> BodyDecoder {
+        makeDispatchDecoder(payloadTypes: handlers.table.mapValues(\.payloadType), coding: coding)
     }
 
     /// A decoder that decodes `data` as the payload type registered for the envelope's type.
-    static func makeDispatchDecoder(payloadTypes: [String: any MessagePayload.Type]) -> BodyDecoder {
-        var decoder = BodyDecoder(userInfo: [Dispatched.handlersKey: Dispatched.Table(payloadTypes: payloadTypes)])
+    static func makeDispatchDecoder(
+        payloadTypes: [String: any MessagePayload.Type],
+        coding: BodyCoding = .fast
+    ) -> BodyDecoder {
+        var decoder = BodyDecoder(
+            userInfo: [Dispatched.handlersKey: Dispatched.Table(payloadTypes: payloadTypes)],
+            coding: coding
+        )
         decoder.payloadTypes = payloadTypes
         return decoder
     }
 
     static func decodeForDispatch(_ body: [UInt8], using decoder: BodyDecoder) throws(DispatchFailure) -> Dispatched {
         if let payloadTypes = decoder.payloadTypes,
-            let envelope = decoder.fast.decodeEnvelope(body, payloadTypes: payloadTypes)
+            let envelope = decoder.fast?.decodeEnvelope(body, payloadTypes: payloadTypes)
         {
             return envelope
         }

@@ -1,3 +1,5 @@
+import MessageStoreJSON
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -37,10 +39,20 @@ enum Envelope {
 
     /// Shared coders: configuring one per message costs more than the coding itself, and
     /// the coders are safe to share once configured. Message bodies are encoded by
-    /// ``FastJSONEncoder``, which falls back to this encoder.
+    /// `FastJSONEncoder`, which falls back to this encoder, unless ``BodyCoding/foundation``.
     static let encoder = makeEncoder()
-    /// The decoder for message bodies: ``FastJSONDecoder``, falling back to `JSONDecoder`.
+    /// The decoder for message bodies: `FastJSONDecoder`, falling back to `JSONDecoder`.
     static let bodyDecoder = BodyDecoder()
+    /// The decoder for message bodies with ``BodyCoding/foundation``: `JSONDecoder` alone.
+    static let foundationBodyDecoder = BodyDecoder(coding: .foundation)
+
+    /// The shared decoder for `coding`.
+    static func bodyDecoder(_ coding: BodyCoding) -> BodyDecoder {
+        switch coding {
+        case .fast: bodyDecoder
+        case .foundation: foundationBodyDecoder
+        }
+    }
 
     static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
@@ -59,22 +71,31 @@ enum Envelope {
     static func encode(
         _ payload: some MessagePayload,
         metadata: MessageMetadata?,
-        subject: String
+        subject: String,
+        coding: BodyCoding = .fast
     ) throws(MessageStoreError) -> [UInt8] {
-        try encode(type: type(of: payload).messageType, data: payload, metadata: metadata, subject: subject)
+        try encode(
+            type: type(of: payload).messageType,
+            data: payload,
+            metadata: metadata,
+            subject: subject,
+            coding: coding
+        )
     }
 
     /// Encodes any encodable data under an explicit type name.
     ///
     /// The body is assembled as `{"type":…,"data":…,"metadata":…}`, the key order the Python
     /// package writes, and `data` must encode as a JSON object. `data` and `metadata` are written
-    /// straight into the body by ``FastJSONEncoder``, falling back to the shared `JSONEncoder`
-    /// for what it cannot write exactly as that would; `data`'s `encode(to:)` then runs twice.
+    /// straight into the body by `FastJSONEncoder`, falling back to the shared `JSONEncoder`
+    /// for what it cannot write exactly as that would (`data`'s `encode(to:)` then runs twice);
+    /// with ``BodyCoding/foundation``, by the `JSONEncoder` alone.
     static func encode(
         type: String,
         data: some Encodable,
         metadata: MessageMetadata?,
-        subject: String
+        subject: String,
+        coding: BodyCoding = .fast
     ) throws(MessageStoreError) -> [UInt8] {
         do {
             var body: [UInt8] = []
@@ -83,7 +104,7 @@ enum Envelope {
             FastJSONEncoder.appendString(type, to: &body)
             body += #","data":"#.utf8
             let dataStart = body.count
-            try FastJSONEncoder.encodeWithFallback(data, appendingTo: &body, foundation: encoder)
+            try encodeValue(data, appendingTo: &body, coding: coding)
             guard dataStart < body.count, body[dataStart] == UInt8(ascii: "{") else {
                 throw EncodingError.invalidValue(
                     data,
@@ -92,7 +113,7 @@ enum Envelope {
             }
             if let metadata {
                 body += #","metadata":"#.utf8
-                try FastJSONEncoder.encodeWithFallback(metadata, appendingTo: &body, foundation: encoder)
+                try encodeValue(metadata, appendingTo: &body, coding: coding)
             }
             body.append(UInt8(ascii: "}"))
             return body
@@ -106,10 +127,23 @@ enum Envelope {
         }
     }
 
+    private static func encodeValue(_ value: some Encodable, appendingTo body: inout [UInt8], coding: BodyCoding) throws
+    {
+        switch coding {
+        case .fast: try FastJSONEncoder.encodeWithFallback(value, appendingTo: &body, foundation: encoder)
+        case .foundation: body += try encoder.encode(value)
+        }
+    }
+
     /// Reads the type and metadata of an envelope, checking that `data` is an object.
-    static func decodeHead(_ body: [UInt8], subject: String?, sequence: UInt64?) throws(MessageStoreError) -> Head {
+    static func decodeHead(
+        _ body: [UInt8],
+        subject: String?,
+        sequence: UInt64?,
+        coding: BodyCoding = .fast
+    ) throws(MessageStoreError) -> Head {
         do {
-            return try bodyDecoder.decode(Head.self, from: body)
+            return try bodyDecoder(coding).decode(Head.self, from: body)
         } catch {
             throw MessageStoreError(
                 code: .decodingFailed,
@@ -127,10 +161,11 @@ enum Envelope {
         from body: [UInt8],
         type: String,
         subject: String?,
-        sequence: UInt64?
+        sequence: UInt64?,
+        coding: BodyCoding = .fast
     ) throws(MessageStoreError) -> Payload {
         do {
-            return try bodyDecoder.decode(DataOnly<Payload>.self, from: body).data
+            return try bodyDecoder(coding).decode(DataOnly<Payload>.self, from: body).data
         } catch {
             throw MessageStoreError(
                 code: .decodingFailed,
@@ -165,18 +200,21 @@ enum Envelope {
     }
 }
 
-/// ``FastJSONDecoder`` in front of a `JSONDecoder` configured like ``Envelope/makeDecoder()``,
+/// `FastJSONDecoder` in front of a `JSONDecoder` configured like ``Envelope/makeDecoder()``,
 /// both with the same user info: the fast decoder's result, or else `JSONDecoder`'s result or
-/// error, so results and error messages are always `JSONDecoder`'s.
+/// error, so results and error messages are always `JSONDecoder`'s. With
+/// ``BodyCoding/foundation``, the `JSONDecoder` alone.
 struct BodyDecoder: Sendable {
-    let fast: FastJSONDecoder
+    /// Nil with ``BodyCoding/foundation``.
+    let fast: FastJSONDecoder?
     let foundation: JSONDecoder
-    /// For a dispatch decoder (see ``Envelope/makeDispatchDecoder(payloadTypes:)``), the payload
-    /// type of each message type, also in `userInfo`: kept here too for the direct envelope path.
+    /// For a dispatch decoder (see ``Envelope/makeDispatchDecoder(payloadTypes:coding:)``), the
+    /// payload type of each message type, also in `userInfo`: kept here too for the direct
+    /// envelope path.
     var payloadTypes: [String: any MessagePayload.Type]?
 
-    init(userInfo: [CodingUserInfoKey: any Sendable] = [:]) {
-        fast = FastJSONDecoder(userInfo: userInfo)
+    init(userInfo: [CodingUserInfoKey: any Sendable] = [:], coding: BodyCoding = .fast) {
+        fast = coding == .fast ? FastJSONDecoder(userInfo: userInfo) : nil
         let foundation = Envelope.makeDecoder()
         for (key, value) in userInfo {
             foundation.userInfo[key] = value
@@ -187,13 +225,10 @@ struct BodyDecoder: Sendable {
     /// Decodes `body`; a body with a key twice in one object is refused
     /// (``JSONDuplicateKeys/Found``), whichever decoder would have read it.
     func decode<T: Decodable>(_ type: T.Type, from body: [UInt8]) throws -> T {
-        do {
-            return try fast.decode(type, from: body)
-        } catch {
-            // The fast parser refuses duplicate keys, but `JSONDecoder` keeps the first value:
-            // look before falling back.
-            if let key = JSONDuplicateKeys.first(in: body) { throw JSONDuplicateKeys.Found(key: key) }
-            return try foundation.decode(type, from: Data(body))
-        }
+        if let fast, let value = try? fast.decode(type, from: body) { return value }
+        // The fast parser refuses duplicate keys, but `JSONDecoder` keeps the first value:
+        // look before falling back.
+        if let key = JSONDuplicateKeys.first(in: body) { throw JSONDuplicateKeys.Found(key: key) }
+        return try foundation.decode(type, from: Data(body))
     }
 }

@@ -13,6 +13,7 @@ struct Publisher: Sendable {
     /// The most pipelined publishes waiting for their acknowledgement at once.
     let maxInFlight: Int
     let logger: Logger
+    let bodyCoding: BodyCoding
 
     init(jetStream: JetStream, naming: Naming, configuration: MessageStore.Configuration, logger: Logger) {
         self.jetStream = jetStream
@@ -21,6 +22,7 @@ struct Publisher: Sendable {
         retry = configuration.publishRetry
         maxInFlight = max(1, configuration.maxPublishesInFlight)
         self.logger = logger
+        bodyCoding = configuration.bodyCoding
     }
 
     /// Publishes `messages` with their acknowledgements in flight together, then sends again
@@ -91,7 +93,12 @@ struct Publisher: Sendable {
             } else {
                 try naming.publishSubject(message.subject)
             }
-        let body = try Envelope.encode(message.payload, metadata: message.metadata, subject: message.subject)
+        let body = try Envelope.encode(
+            message.payload,
+            metadata: message.metadata,
+            subject: message.subject,
+            coding: bodyCoding
+        )
         var headers = message.headers
         if let id = message.id {
             headers[MessageHeaderName.messageID] = id

@@ -48,7 +48,11 @@ struct SnapshotStore {
         guard let key = key(entity: entity, policy: policy) else { return nil }
         let raw = try await lastRecord(key: key, entity: entity)
         guard let raw, !raw.body.isEmpty else { return nil }
-        guard let record = try? Envelope.bodyDecoder.decode(Record<State>.self, from: raw.body),
+        guard
+            let record = try? Envelope.bodyDecoder(store.configuration.bodyCoding).decode(
+                Record<State>.self,
+                from: raw.body
+            ),
             record.projection == policy.name, record.version == policy.version
         else {
             store.logger.debug(

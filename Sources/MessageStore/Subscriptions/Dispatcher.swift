@@ -17,6 +17,8 @@ final class Dispatcher: Sendable {
         let handlers: MessageHandlers
         let configuration: Subscription.Configuration
         let naming: Naming
+        /// How message bodies are decoded.
+        let bodyCoding: BodyCoding
         let logger: Logger
         /// Publishes dead letters.
         let publisher: Publisher
@@ -52,7 +54,7 @@ final class Dispatcher: Sendable {
         self.prefetch = prefetch
         configuration = context.configuration
         logger = context.logger
-        decoder = Envelope.makeDispatchDecoder(for: context.handlers)
+        decoder = Envelope.makeDispatchDecoder(for: context.handlers, coding: context.bodyCoding)
         metrics = SubscriptionMetrics(consumer: context.consumer, types: context.handlers.messageTypes)
         progress = ProgressReporter(
             interval: configuration.progressInterval ?? configuration.ackWait / 3,

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
 /// Finds a key that appears twice in one JSON object.
 ///
 /// Decoders disagree on such objects: `JSONDecoder` keeps the first value, Python's `json` the
@@ -9,18 +15,9 @@
 /// The scan is lenient (it does not validate the JSON, which the decoder does anyway): it keeps
 /// a set of keys per open object and compares keys as Swift strings compare, after unescaping,
 /// as `JSONDecoder` matches keys.
-enum JSONDuplicateKeys {
-    /// Thrown for a body with a key twice in one object.
-    struct Found: Error, CustomStringConvertible {
-        var key: String
-        var description: String {
-            "the key \"\(LogText.peer(key, limit: 64))\" appears twice in one object; "
-                + "bodies with duplicate keys are refused, since JSON readers disagree on which value counts"
-        }
-    }
-
+package enum JSONDuplicateKeys {
     /// The first key found twice in one object of `bytes`, or nil.
-    static func first(in bytes: [UInt8]) -> String? {
+    package static func first(in bytes: [UInt8]) -> String? {
         bytes.withUnsafeBufferPointer { buffer -> String? in
             // One entry per open container: the keys seen so far for an object, nil for an array.
             var open: [Set<String>?] = []
