@@ -348,6 +348,11 @@ public struct RawMessages: AsyncSequence, Sendable {
                 return nil
             }
             if reader == nil {
+                // A task cancelled already asks the server for nothing.
+                if Task.isCancelled {
+                    finished = true
+                    return nil
+                }
                 let start: OrderedReader.Start
                 switch position.kind {
                 case .sequence(let sequence): start = .sequence(sequence)

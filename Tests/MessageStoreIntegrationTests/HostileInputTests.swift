@@ -220,7 +220,10 @@ struct CancellationTests {
             let took = await elapsed { _ = await task.result }
             #expect(took < .seconds(2))
             let result = await task.result
-            #expect(throws: MessageStoreError.self) { try result.get() }
+            let error = #expect(throws: MessageStoreError.self) { try result.get() }
+            #expect(error?.code == .cancelled)
+            // It asked the server for nothing: no consumer was made for it.
+            #expect(try await store.streamDescription(named: "\(store.prefix)-orders").consumerCount == 0)
         }
     }
 

@@ -190,7 +190,8 @@ final class OrderedReader: Sendable {
         cursor.withLock { $0 = fresh }
     }
 
-    /// Deletes the consumer. Harmless to repeat.
+    /// Deletes the consumer. Harmless to repeat. A cancelled caller does not wait for the
+    /// server's answer: the deletion goes on in the background.
     func close() async {
         guard
             let current = cursor.withLock({ state -> Cursor? in
@@ -199,8 +200,16 @@ final class OrderedReader: Sendable {
             })
         else { return }
         current.subscription?.unsubscribe()
+        if Task.isCancelled {
+            Task { await deleteConsumer(named: current.consumerName) }
+        } else {
+            await deleteConsumer(named: current.consumerName)
+        }
+    }
+
+    private func deleteConsumer(named name: String) async {
         do {
-            try await store.jetStream.deleteConsumer(stream: stream, name: current.consumerName)
+            try await store.jetStream.deleteConsumer(stream: stream, name: name)
         } catch  where error.jetStreamError == .consumerNotFound {
             // Already gone.
         } catch {
@@ -219,6 +228,8 @@ final class OrderedReader: Sendable {
         start: Start,
         _ body: (OrderedReader) async throws -> R
     ) async throws -> R {
+        // A task cancelled already asks the server for nothing.
+        if Task.isCancelled { throw MessageStoreError.cancelled("reading \(natsFilter)", subject: subject) }
         let reader = try await open(store: store, natsFilter: natsFilter, subject: subject, start: start)
         do {
             let result = try await body(reader)
