@@ -69,8 +69,9 @@ final class AckInbox: @unchecked Sendable {
     /// `<inbox>.`, NUL-free, to which each publish appends its id.
     private let prefix: [CChar]
     private var subscription: OpaquePointer?
-    /// The subject subscribed, `<inbox>.*`.
-    private var wildcard = ""
+    /// The subject subscribed, `<inbox>.*`: set before the subscription exists, since the
+    /// connection's callback thread reads it.
+    private let wildcard: String
     /// The C messages of sent publishes, destroyed a batch at a time (see ``MessageDisposal``).
     let sentDisposal = MessageDisposal()
     /// The same for acknowledgements, apart so that senders and the delivery thread do not
@@ -98,14 +99,14 @@ final class AckInbox: @unchecked Sendable {
             prefix: inboxPrefix,
             .init(operation: "publishing (creating a reply inbox)", isPublish: true)
         )
-        let acks = AckInbox(connection: connection, prefix: name + ".")
+        let acks = AckInbox(connection: connection, inbox: name)
         // Released by the completion callback, after the last acknowledgement was handled.
         let retained = Unmanaged.passRetained(acks)
         var subscription: OpaquePointer?
         var subscribed = natsConnection_Subscribe(
             &subscription,
             connection,
-            name + ".*",
+            acks.wildcard,
             { _, _, message, closure in
                 guard let closure else {
                     natsMsg_Destroy(message)
@@ -142,14 +143,14 @@ final class AckInbox: @unchecked Sendable {
             )
         }
         acks.subscription = subscription
-        acks.wildcard = name + ".*"
         Threads.start(name: "ms-ack-timer") { [acks] in acks.expireLoop() }
         return acks
     }
 
-    private init(connection: OpaquePointer, prefix: String) {
+    private init(connection: OpaquePointer, inbox: String) {
         self.connection = connection
-        self.prefix = Array(prefix.utf8CString.dropLast())
+        self.prefix = Array((inbox + ".").utf8CString.dropLast())
+        self.wildcard = inbox + ".*"
     }
 
     deinit {
