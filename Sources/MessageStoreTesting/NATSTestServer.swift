@@ -221,7 +221,19 @@ public final class NATSTestServer: Sendable {
                 kill(process.processIdentifier, SIGKILL)
             }
         }
-        process.waitUntilExit()
+        // Bounded: a server that is gone but never reaped (seen once under ThreadSanitizer) fails
+        // the test with its pid instead of hanging the run.
+        let clock = ContinuousClock()
+        let reapDeadline = clock.now + .seconds(10)
+        while process.isRunning && clock.now < reapDeadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        if process.isRunning {
+            throw NATSTestServerError(
+                message: "nats-server (pid \(process.processIdentifier)) had not exited 10 s after SIGKILL",
+                log: logTail()
+            )
+        }
         Self.forgetProcessIdentifier(process.processIdentifier)
         state.withLock { $0.process = nil }
     }
