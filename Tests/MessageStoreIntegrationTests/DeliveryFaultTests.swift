@@ -256,22 +256,27 @@ struct DeliveryFaultTests {
     @Test func messagesWaitingBehindSlowHandlersAreNotRedelivered() async throws {
         try await withStore { store, _ in
             try await store.ensureStream("jobs")
-            let total = 600
+            let total = 300
             let batch = (1...total).map { OutgoingMessage(FaultJob(value: $0), to: "jobs.\($0)") }
             for result in await store.publish(contentsOf: batch) { _ = try result.get() }
             let handled = Recorder<UInt64>()
-            // The default configuration: a 30-second ack wait, batches of 256, one handler at a
-            // time. 600 handlers of 150 ms take 90 seconds, three ack waits.
+            // The default configuration but for a 6-second ack wait (progress reports every
+            // 2 s, a third of it, as by default): batches of 256, one handler at a time. 300
+            // handlers of 80 ms take 24 seconds, four ack waits, so most messages wait in the
+            // worker's hands longer than the ack wait.
+            var configuration = Subscription.Configuration()
+            configuration.ackWait = .seconds(6)
             let worker = try store.subscription(
                 to: "jobs.>",
                 consumer: "slow",
                 handlers: MessageHandlers().handling(FaultJob.self) { message in
-                    try await Task.sleep(for: .milliseconds(150))
+                    try await Task.sleep(for: .milliseconds(80))
                     handled.record(message.sequence)
-                }
+                },
+                configuration: configuration
             )
             try await withRunning(worker) {
-                try await handled.wait(forCount: total, timeout: .seconds(150))
+                try await handled.wait(forCount: total, timeout: .seconds(90))
                 try await waitUntil("acknowledged") {
                     try await store.consumerInfo("slow", category: "jobs").numAckPending == 0
                 }
