@@ -71,7 +71,7 @@ public func fuzzDispatch(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         fail("no payload for the registered type \(dispatched.type.debugDescription)", body)
     }
     // What the fast path accepted, JSONDecoder reads the same way.
-    if decoder.fast.decodeEnvelope(body, payloadTypes: payloadTypes) != nil {
+    if decoder.fast?.decodeEnvelope(body, payloadTypes: payloadTypes) != nil {
         let reference: Envelope.Dispatched
         do {
             reference = try decoder.foundation.decode(Envelope.Dispatched.self, from: Data(body))

@@ -23,7 +23,7 @@ public func fuzzPublishAck(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             fail("reusing the previous stream's name changed the answer", body)
         }
         var again = Array(#"{"stream":"#.utf8)
-        FastJSONEncoder.appendString(stream, to: &again)
+        FuzzingJSON.appendString(stream, to: &again)
         again += #", "seq":\#(sequence)\#(isDuplicate ? #","duplicate":true"# : "")}"#.utf8
         guard PublishAckReply.parse(again) == reply else {
             fail(
@@ -31,7 +31,7 @@ public func fuzzPublishAck(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                 body
             )
         }
-        guard JSONDuplicateKeys.first(in: body) == nil,
+        guard FuzzingJSON.firstDuplicateKey(in: body) == nil,
             let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
         else { return 0 }
         // An error object with a code takes precedence; JSONSerialization does not see that.
@@ -50,7 +50,7 @@ public func fuzzPublishAck(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .refused(let code, let errorCode, let description):
         guard code != 0 || errorCode != 0 else { fail("a refusal without a code", body) }
         var again = Array(#"{"error":{"code":\#(code),"err_code":\#(errorCode),"description":"#.utf8)
-        FastJSONEncoder.appendString(description, to: &again)
+        FuzzingJSON.appendString(description, to: &again)
         again += "}}".utf8
         guard PublishAckReply.parse(again) == reply else {
             fail(

@@ -256,3 +256,17 @@ enum MessageMetadataDirectCoding: FastJSONDirectCoding {
         state.appendByte(UInt8(ascii: "}"))
     }
 }
+
+/// What the fuzz targets check the readers against: they are another package, which sees this
+/// module's internals through `@testable import` but cannot see `MessageStoreJSON`'s package API.
+enum FuzzingJSON {
+    /// Appends `string` as a JSON string, as the encoder writes it.
+    static func appendString(_ string: String, to bytes: inout [UInt8]) {
+        FastJSONEncoder.appendString(string, to: &bytes)
+    }
+
+    /// The first key that appears twice in one object of `bytes`, if any.
+    static func firstDuplicateKey(in bytes: [UInt8]) -> String? {
+        JSONDuplicateKeys.first(in: bytes)
+    }
+}
