@@ -190,8 +190,8 @@ final class OrderedReader: Sendable {
         cursor.withLock { $0 = fresh }
     }
 
-    /// Deletes the consumer. Harmless to repeat. A cancelled caller does not wait for the
-    /// server's answer: the deletion goes on in the background.
+    /// Deletes the consumer, awaiting the server's answer (also when the caller is cancelled: a
+    /// reader that ended leaves nothing on the server). Harmless to repeat.
     func close() async {
         guard
             let current = cursor.withLock({ state -> Cursor? in
@@ -200,11 +200,7 @@ final class OrderedReader: Sendable {
             })
         else { return }
         current.subscription?.unsubscribe()
-        if Task.isCancelled {
-            Task { await deleteConsumer(named: current.consumerName) }
-        } else {
-            await deleteConsumer(named: current.consumerName)
-        }
+        await deleteConsumer(named: current.consumerName)
     }
 
     private func deleteConsumer(named name: String) async {
