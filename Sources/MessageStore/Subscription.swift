@@ -257,6 +257,7 @@ public final class Subscription: Service, Sendable {
         let dispatcher = Dispatcher(
             context: Dispatcher.Context(
                 consumer: consumer,
+                filter: filter,
                 handlers: handlers,
                 configuration: configuration,
                 naming: store.naming,

@@ -31,6 +31,31 @@ struct Publisher: Sendable {
         contentsOf messages: [OutgoingMessage],
         timeout: Duration? = nil
     ) async -> [Result<PublishAck, MessageStoreError>] {
+        guard let tracer = MessageTracing.tracer else {
+            return await publishUntraced(contentsOf: messages, timeout: timeout)
+        }
+        // One PRODUCER span a message, its context in the message's own headers, so that a
+        // message sent again carries it too.
+        var messages = messages
+        let spans = messages.indices.map { index in
+            MessageTracing.startPublish(
+                tracer,
+                subject: messages[index].subject,
+                messageType: type(of: messages[index].payload).messageType,
+                headers: &messages[index].headers
+            )
+        }
+        let results = await publishUntraced(contentsOf: messages, timeout: timeout)
+        for (span, result) in zip(spans, results) {
+            MessageTracing.end(span, with: result)
+        }
+        return results
+    }
+
+    private func publishUntraced(
+        contentsOf messages: [OutgoingMessage],
+        timeout: Duration?
+    ) async -> [Result<PublishAck, MessageStoreError>] {
         let started = ContinuousClock.now
         let publisher = jetStream.startPipelined(
             count: messages.count,
@@ -112,7 +137,40 @@ struct Publisher: Sendable {
     /// Publishes `publication` and waits for its acknowledgement, sending it again as
     /// ``MessageStore/Configuration/publishRetry`` says. Every awaited publish comes here: typed, raw, dead
     /// letters and snapshots.
-    func publish(_ publication: Publication, timeout: Duration? = nil) async throws(MessageStoreError) -> PublishAck {
+    ///
+    /// With a tracer bootstrapped and `traced`, the publish runs in a PRODUCER span whose context
+    /// goes out in the headers; the store's own records (the attempt ledger, snapshots) are not
+    /// traced.
+    func publish(
+        _ publication: Publication,
+        timeout: Duration? = nil,
+        messageType: String? = nil,
+        traced: Bool = true
+    ) async throws(MessageStoreError) -> PublishAck {
+        guard traced, let tracer = MessageTracing.tracer else {
+            return try await publishRetrying(publication, timeout: timeout)
+        }
+        var publication = publication
+        let span = MessageTracing.startPublish(
+            tracer,
+            subject: publication.subject,
+            messageType: messageType,
+            headers: &publication.headers
+        )
+        do {
+            let ack = try await publishRetrying(publication, timeout: timeout)
+            MessageTracing.end(span, with: .success(ack))
+            return ack
+        } catch {
+            MessageTracing.end(span, with: .failure(error))
+            throw error
+        }
+    }
+
+    private func publishRetrying(
+        _ publication: Publication,
+        timeout: Duration?
+    ) async throws(MessageStoreError) -> PublishAck {
         let timeout = timeout ?? self.timeout
         let policy = retry
         let hasMessageID = publication.headers[MessageHeaderName.messageID] != nil

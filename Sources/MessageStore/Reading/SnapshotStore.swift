@@ -90,7 +90,8 @@ struct SnapshotStore {
         let body = Array(try Envelope.encoder.encode(record))
         // Through the store's publisher, so that a snapshot rides out a failover as any publish.
         _ = try await store.publisher.publish(
-            Publication(subject: entity, natsSubject: "$KV.\(bucket).\(key)", body: body, headers: [:])
+            Publication(subject: entity, natsSubject: "$KV.\(bucket).\(key)", body: body, headers: [:]),
+            traced: false
         )
     }
 

@@ -82,7 +82,7 @@ struct AttemptLedger: Sendable {
             body: Array(String(runs).utf8),
             headers: MessageHeaders()
         )
-        _ = try await store.publisher.publish(publication)
+        _ = try await store.publisher.publish(publication, traced: false)
     }
 
     /// Bucket names take letters, digits, `-` and `_`: every other byte, and `_` itself, is

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Logging
+import Tracing
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -14,6 +15,8 @@ final class Dispatcher: Sendable {
     /// What the dispatcher needs of its subscription.
     struct Context: Sendable {
         let consumer: String
+        /// The application subject filter, for span names.
+        let filter: String
         let handlers: MessageHandlers
         let configuration: Subscription.Configuration
         let naming: Naming
@@ -37,6 +40,8 @@ final class Dispatcher: Sendable {
     let policy: DeliveryPolicy
     let ledger: AttemptLedger
     let prefetch: PrefetchBudget
+    /// Where handling spans go: the tracer active when the subscription started, nil for none.
+    let tracer: (any Tracer)?
     private let configuration: Subscription.Configuration
     private let logger: Logger
 
@@ -61,6 +66,7 @@ final class Dispatcher: Sendable {
             thread: context.progressThread
         )
         policy = context.configuration.deliveryPolicy
+        tracer = MessageTracing.tracer
     }
 
     /// Processes a fetched batch; once the subscription is stopping, messages not yet started go
@@ -152,7 +158,17 @@ final class Dispatcher: Sendable {
             report(message.settle(.ack), log)
             metrics.skipped.increment()
         case .terminate(let cause, let reason):
-            await giveUp(message, subject: subject, type: dispatched?.type, cause: cause, reason: reason, log: log)
+            await traced(message, subject: subject, envelope: dispatched) { span in
+                await giveUp(
+                    message,
+                    subject: subject,
+                    type: dispatched?.type,
+                    cause: cause,
+                    reason: reason,
+                    log: log,
+                    span: span
+                )
+            }
         case .run(let attempt, let isLastAttempt, let recordBeforeRunning):
             guard let dispatched, let payload = dispatched.payload,
                 let handler = context.handlers.table[dispatched.type]
@@ -170,18 +186,56 @@ final class Dispatcher: Sendable {
                     return
                 }
             }
-            await run(
-                handler,
-                payload: payload,
-                envelope: dispatched,
-                message: message,
-                subject: subject,
-                attempt: attempt,
-                isLastAttempt: isLastAttempt,
-                recorded: recordBeforeRunning,
-                log: log
-            )
+            await traced(message, subject: subject, envelope: dispatched) { span in
+                span?.attributes[MessageTracing.Attribute.attempt] = attempt
+                span?.attributes[MessageTracing.Attribute.maxAttempts] = configuration.maxAttempts
+                await run(
+                    handler,
+                    payload: payload,
+                    envelope: dispatched,
+                    message: message,
+                    subject: subject,
+                    attempt: attempt,
+                    isLastAttempt: isLastAttempt,
+                    recorded: recordBeforeRunning,
+                    log: log,
+                    span: span
+                )
+            }
         }
+    }
+
+    /// Runs `body` in the CONSUMER span of `message` as the task's context (so the handler's
+    /// publishes and log lines continue its trace), or without a span when no tracer is active.
+    private func traced(
+        _ message: FetchedMessage,
+        subject: String,
+        envelope: Envelope.Dispatched?,
+        _ body: (_ span: (any Span)?) async -> Void
+    ) async {
+        guard let tracer else {
+            await body(nil)
+            return
+        }
+        let span = MessageTracing.startProcess(
+            tracer,
+            MessageTracing.Delivery(
+                filter: context.filter,
+                consumer: context.consumer,
+                stream: stream,
+                subject: subject,
+                sequence: message.streamSequence,
+                deliveryCount: message.deliveryCount,
+                timestamp: message.timestamp,
+                headers: message.headers,
+                type: envelope?.type,
+                metadata: envelope?.metadata
+            )
+        )
+        await ServiceContext.withValue(span.context) {
+            await body(span)
+        }
+        span.end()
     }
 
     /// Runs the handler of an admitted message and settles it as the policy says.
@@ -194,7 +248,8 @@ final class Dispatcher: Sendable {
         attempt: Int,
         isLastAttempt: Bool,
         recorded: Bool,
-        log: LogContext
+        log: LogContext,
+        span: (any Span)?
     ) async {
         var log = log
         let termination = TerminationRequest()
@@ -224,6 +279,10 @@ final class Dispatcher: Sendable {
         let duration = ContinuousClock.now - started
         typeMetrics.duration.recordNanoseconds(duration.nanoseconds)
         prefetch.record(duration)
+        if let span, let failure, !(failure is MessageTermination) {
+            span.recordError(failure)
+            span.setStatus(SpanStatus(code: .error))
+        }
 
         let outcome: DeliveryPolicy.Outcome
         if let termination = failure as? MessageTermination {
@@ -259,6 +318,15 @@ final class Dispatcher: Sendable {
                 "handler failed; retrying later",
                 metadata: log.metadata.merging(["delay": "\(delay)"]) { $1 }
             )
+            span?.addEvent(
+                SpanEvent(
+                    name: MessageTracing.Event.retry,
+                    attributes: [
+                        MessageTracing.Attribute.attempt: .int64(Int64(attempt)),
+                        MessageTracing.Attribute.retryDelay: .int64(delay.milliseconds),
+                    ]
+                )
+            )
             report(message.settle(.nak(delay: delay)), log)
             typeMetrics.retried.increment()
         case .giveBack(let record):
@@ -275,7 +343,15 @@ final class Dispatcher: Sendable {
                 typeMetrics.failed.increment()
                 log.error = failure.map { "\($0)" }
             }
-            await giveUp(message, subject: subject, type: envelope.type, cause: cause, reason: reason, log: log)
+            await giveUp(
+                message,
+                subject: subject,
+                type: envelope.type,
+                cause: cause,
+                reason: reason,
+                log: log,
+                span: span
+            )
         }
     }
 
@@ -286,7 +362,8 @@ final class Dispatcher: Sendable {
         type: String?,
         cause: DeadLetter.Cause,
         reason: String,
-        log: LogContext
+        log: LogContext,
+        span: (any Span)?
     ) async {
         let typeMetrics = metrics.forType(type)
         logger.warning(
@@ -307,6 +384,15 @@ final class Dispatcher: Sendable {
             do {
                 let stored = try await letter.publish(withPrefix: deadLetterPrefix, through: context.publisher)
                 typeMetrics.deadLettered.increment()
+                span?.addEvent(
+                    SpanEvent(
+                        name: MessageTracing.Event.deadLetter,
+                        attributes: [
+                            MessageTracing.Attribute.deadLetterSubject: .string(stored.subject),
+                            MessageTracing.Attribute.deadLetterSequence: .int64(Int64(clamping: stored.ack.sequence)),
+                        ]
+                    )
+                )
                 logger.info(
                     "message dead-lettered",
                     metadata: log.metadata.merging([
@@ -336,6 +422,15 @@ final class Dispatcher: Sendable {
                 return
             }
         }
+        span?.addEvent(
+            SpanEvent(
+                name: MessageTracing.Event.terminate,
+                attributes: [
+                    MessageTracing.Attribute.cause: .string(cause.rawValue),
+                    MessageTracing.Attribute.reason: .string(String(reason.prefix(1_000))),
+                ]
+            )
+        )
         report(message.settle(.term), log)
         typeMetrics.terminated.increment()
     }
