@@ -76,7 +76,7 @@ struct TracingInteropTests {
         let tracer = W3CTestTracer()
         try await withStore { store, server in
             try await store.ensureStream("orders")
-            try await withTracer(tracer) {
+            _ = try await withTracer(tracer) {
                 try await store.publish(OrderPlaced(orderId: "s-7", amount: 3), to: "orders.command.7")
             }
             let producer = try #require(tracer.finishedSpans.first { $0.kind == .producer })

@@ -1,5 +1,6 @@
 import CNATS
 import Logging
+import Metrics
 import Synchronization
 
 /// Owns one `natsConnection` and its `jsCtx`.
@@ -149,7 +150,13 @@ final class NATSClient: @unchecked Sendable {
 
         // Released exactly once: by the closed callback, or below when connecting fails (cnats
         // does not call the closed callback for a connection that never opened).
-        let mainEvents = ConnectionEvents(logger: logger, servers: servers, keepAlive: signer, reportsLifecycle: true)
+        let mainEvents = ConnectionEvents(
+            logger: logger,
+            servers: servers,
+            keepAlive: signer,
+            reportsLifecycle: true,
+            metrics: ConnectionMetrics(connection: configuration.name ?? "default")
+        )
         let events = Unmanaged.passRetained(mainEvents).toOpaque()
         try check(
             natsOptions_SetDisconnectedCB(
@@ -251,6 +258,7 @@ final class NATSClient: @unchecked Sendable {
             )
         }
         logger.debug("connected to NATS", metadata: [LogKey.servers: "\(servers)"])
+        mainEvents.metrics?.up.record(1)
         return NATSClient(
             connection: connection,
             jetStream: jetStream,
@@ -389,11 +397,21 @@ final class ConnectionEvents: Sendable {
     /// Requests waiting on their replies, told when the server refuses their subject.
     private let watches = Mutex<[ObjectIdentifier: DenialWatch]>([:])
 
-    init(logger: Logger, servers: String, keepAlive: (any AnyObject & Sendable)?, reportsLifecycle: Bool) {
+    /// The connection's state as metrics, on the main connection only.
+    let metrics: ConnectionMetrics?
+
+    init(
+        logger: Logger,
+        servers: String,
+        keepAlive: (any AnyObject & Sendable)?,
+        reportsLifecycle: Bool,
+        metrics: ConnectionMetrics? = nil
+    ) {
         self.logger = logger
         self.servers = servers
         self.keepAlive = keepAlive
         self.reportsLifecycle = reportsLifecycle
+        self.metrics = metrics
     }
 
     /// Tells `inbox` of the permission violations the server reports from now on.
@@ -407,6 +425,8 @@ final class ConnectionEvents: Sendable {
     }
 
     func disconnected() {
+        metrics?.up.record(0)
+        metrics?.disconnects.increment()
         logger.warning("disconnected from NATS; reconnecting", metadata: [LogKey.servers: "\(servers)"])
     }
 
@@ -416,6 +436,8 @@ final class ConnectionEvents: Sendable {
         if let connection, natsConnection_GetConnectedUrl(connection, &buffer, buffer.count) == NATS_OK {
             url = String(nulTerminated: buffer)
         }
+        metrics?.up.record(1)
+        metrics?.reconnects.increment()
         logger.notice("reconnected to NATS", metadata: [LogKey.servers: "\(Redaction.url(url))"])
     }
 
@@ -459,9 +481,25 @@ final class ConnectionEvents: Sendable {
     }
 
     func closed() {
+        metrics?.up.record(0)
         if reportsLifecycle {
             logger.debug("NATS connection closed", metadata: [LogKey.servers: "\(servers)"])
         }
+    }
+}
+
+/// A connection's swift-metrics instruments, labelled by its name (`default` without one).
+struct ConnectionMetrics: Sendable {
+    /// 1 while connected, 0 while disconnected or closed.
+    let up: Gauge
+    let disconnects: Counter
+    let reconnects: Counter
+
+    init(connection: String) {
+        let dimensions = [("connection", connection)]
+        up = Gauge(label: "message_store_connection_up", dimensions: dimensions)
+        disconnects = Counter(label: "message_store_disconnects_total", dimensions: dimensions)
+        reconnects = Counter(label: "message_store_reconnects_total", dimensions: dimensions)
     }
 }
 

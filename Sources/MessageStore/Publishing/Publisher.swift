@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 
 /// The one publisher behind every publish: typed and raw messages, pipelined batches, dead
@@ -14,6 +15,7 @@ struct Publisher: Sendable {
     let maxInFlight: Int
     let logger: Logger
     let bodyCoding: BodyCoding
+    let metrics: PublishMetrics
 
     init(jetStream: JetStream, naming: Naming, configuration: MessageStore.Configuration, logger: Logger) {
         self.jetStream = jetStream
@@ -23,6 +25,7 @@ struct Publisher: Sendable {
         maxInFlight = max(1, configuration.maxPublishesInFlight)
         self.logger = logger
         bodyCoding = configuration.bodyCoding
+        metrics = PublishMetrics(prefix: naming.prefix)
     }
 
     /// Publishes `messages` with their acknowledgements in flight together, then sends again
@@ -32,7 +35,9 @@ struct Publisher: Sendable {
         timeout: Duration? = nil
     ) async -> [Result<PublishAck, MessageStoreError>] {
         guard let tracer = MessageTracing.tracer else {
-            return await publishUntraced(contentsOf: messages, timeout: timeout)
+            let results = await publishUntraced(contentsOf: messages, timeout: timeout)
+            results.forEach(metrics.record)
+            return results
         }
         // One PRODUCER span a message, its context in the message's own headers, so that a
         // message sent again carries it too.
@@ -48,6 +53,7 @@ struct Publisher: Sendable {
         let results = await publishUntraced(contentsOf: messages, timeout: timeout)
         for (span, result) in zip(spans, results) {
             MessageTracing.end(span, with: result)
+            metrics.record(result)
         }
         return results
     }
@@ -139,32 +145,35 @@ struct Publisher: Sendable {
     /// letters and snapshots.
     ///
     /// With a tracer bootstrapped and `traced`, the publish runs in a PRODUCER span whose context
-    /// goes out in the headers; the store's own records (the attempt ledger, snapshots) are not
-    /// traced.
+    /// goes out in the headers; the store's own records (the attempt ledger, snapshots) are
+    /// neither traced nor counted in ``PublishMetrics``.
     func publish(
         _ publication: Publication,
         timeout: Duration? = nil,
         messageType: String? = nil,
         traced: Bool = true
     ) async throws(MessageStoreError) -> PublishAck {
-        guard traced, let tracer = MessageTracing.tracer else {
-            return try await publishRetrying(publication, timeout: timeout)
-        }
+        guard traced else { return try await publishRetrying(publication, timeout: timeout) }
+        let started = ContinuousClock.now
         var publication = publication
-        let span = MessageTracing.startPublish(
-            tracer,
-            subject: publication.subject,
-            messageType: messageType,
-            headers: &publication.headers
-        )
-        do {
-            let ack = try await publishRetrying(publication, timeout: timeout)
-            MessageTracing.end(span, with: .success(ack))
-            return ack
-        } catch {
-            MessageTracing.end(span, with: .failure(error))
-            throw error
+        let span = MessageTracing.tracer.map { tracer in
+            MessageTracing.startPublish(
+                tracer,
+                subject: publication.subject,
+                messageType: messageType,
+                headers: &publication.headers
+            )
         }
+        let result: Result<PublishAck, MessageStoreError>
+        do {
+            result = .success(try await publishRetrying(publication, timeout: timeout))
+        } catch {
+            result = .failure(error)
+        }
+        metrics.duration.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        metrics.record(result)
+        if let span { MessageTracing.end(span, with: result) }
+        return try result.get()
     }
 
     private func publishRetrying(

@@ -271,11 +271,13 @@ final class Dispatcher: Sendable {
         logger.trace("handling message", metadata: log.metadata)
         let started = ContinuousClock.now
         var failure: (any Error)?
+        metrics.inFlight.increment()
         do {
             try await handler.invoke(payload, context)
         } catch {
             failure = error
         }
+        metrics.inFlight.decrement()
         let duration = ContinuousClock.now - started
         typeMetrics.duration.recordNanoseconds(duration.nanoseconds)
         prefetch.record(duration)

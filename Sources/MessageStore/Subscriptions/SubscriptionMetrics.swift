@@ -16,21 +16,24 @@ final class SubscriptionMetrics: Sendable {
 
         init(consumer: String, type: String) {
             let dimensions = [("consumer", consumer), ("type", type)]
-            handled = Counter(label: "message_store_handled", dimensions: dimensions)
-            failed = Counter(label: "message_store_failed", dimensions: dimensions)
-            retried = Counter(label: "message_store_retried", dimensions: dimensions)
-            terminated = Counter(label: "message_store_terminated", dimensions: dimensions)
-            deadLettered = Counter(label: "message_store_dead_lettered", dimensions: dimensions)
-            duration = Metrics.Timer(label: "message_store_handler_duration", dimensions: dimensions)
+            handled = Counter(label: "message_store_handled_total", dimensions: dimensions)
+            failed = Counter(label: "message_store_failed_total", dimensions: dimensions)
+            retried = Counter(label: "message_store_retried_total", dimensions: dimensions)
+            terminated = Counter(label: "message_store_terminated_total", dimensions: dimensions)
+            deadLettered = Counter(label: "message_store_dead_lettered_total", dimensions: dimensions)
+            duration = Metrics.Timer(label: "message_store_handler_duration_seconds", dimensions: dimensions)
         }
     }
 
     let skipped: Counter
+    /// Handlers running now.
+    let inFlight: Meter
     private let byType: [String: PerType]
     private let other: PerType
 
     init(consumer: String, types: [String]) {
-        skipped = Counter(label: "message_store_skipped", dimensions: [("consumer", consumer)])
+        skipped = Counter(label: "message_store_skipped_total", dimensions: [("consumer", consumer)])
+        inFlight = Meter(label: "message_store_handlers_in_flight", dimensions: [("consumer", consumer)])
         byType = Dictionary(uniqueKeysWithValues: types.map { ($0, PerType(consumer: consumer, type: $0)) })
         other = PerType(consumer: consumer, type: "other")
     }
