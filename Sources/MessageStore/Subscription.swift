@@ -115,6 +115,7 @@ public final class Subscription: Service, Sendable {
     let handlers: MessageHandlers
     let natsFilter: String
     private let state = Mutex(State.idle)
+    let activity = SubscriptionActivity()
     /// Tasks waiting for the subscription to be running (or to have given up starting).
     private let startWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
@@ -235,6 +236,18 @@ public final class Subscription: Service, Sendable {
         }
     }
 
+    /// The lifecycle as ``Status`` names it.
+    var lifecycleState: Status.State {
+        state.withLock { state in
+            switch state {
+            case .idle: .stopped
+            case .starting: .starting
+            case .running: .running
+            case .stopping: .stopping
+            }
+        }
+    }
+
     var isStopping: Bool {
         state.withLock { state in
             switch state {
@@ -246,6 +259,7 @@ public final class Subscription: Service, Sendable {
 
     private func runUntilStopped() async throws {
         let setup = try await prepare()
+        activity.stream = setup.stream
         let batchSize = max(1, min(configuration.batchSize, configuration.maxAckPending))
         let batchesInFlight = configuration.maxAckPending >= 2 * batchSize ? 2 : 1
         let prefetch = PrefetchBudget(
@@ -265,7 +279,8 @@ public final class Subscription: Service, Sendable {
                 logger: store.logger,
                 publisher: store.publisher,
                 progressThread: store.jetStream.progressThread,
-                isStopping: { [self] in isStopping }
+                isStopping: { [self] in isStopping },
+                activity: activity
             ),
             stream: setup.stream,
             deadLetterPrefix: setup.deadLetterPrefix,
@@ -278,7 +293,10 @@ public final class Subscription: Service, Sendable {
             longPoll: configuration.idlePollInterval,
             maxBatchesInFlight: batchesInFlight,
             logger: store.logger,
-            fetched: { progress.track($0) }
+            fetched: { [activity] batch in
+                activity.fetched()
+                progress.track(batch)
+            }
         )
         // The dispatching runs in a task of its own, so that a stop can cancel it after the
         // grace period without cancelling the rest of `run()`.

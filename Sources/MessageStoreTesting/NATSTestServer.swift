@@ -186,8 +186,23 @@ public final class NATSTestServer: Sendable {
 
     /// Freezes the server with SIGSTOP: it holds its connections and answers nothing until
     /// ``thaw()``.
+    ///
+    /// Returns once the process is stopped (on Linux, as `/proc` shows it; at most 2 s): a
+    /// signal is delivered asynchronously, and a test that probes the server right after
+    /// freezing it must not be answered by a server that has not stopped yet.
     public func freeze() {
-        if let pid = processIdentifier { _ = kill(pid, SIGSTOP) }
+        guard let pid = processIdentifier else { return }
+        _ = kill(pid, SIGSTOP)
+        #if os(Linux)
+            for _ in 0..<2_000 {
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { return }
+                let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+                if state == "T" || state == "t" { return }
+                usleep(1_000)
+            }
+        #endif
     }
 
     /// Lets a frozen server go on (SIGCONT).

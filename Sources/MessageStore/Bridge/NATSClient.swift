@@ -290,6 +290,24 @@ final class NATSClient: @unchecked Sendable {
         natsConnection_IsClosed(connection)
     }
 
+    /// Whether the main connection is connected, trying to reconnect or closed.
+    var state: NATSConnection.Status.State {
+        switch natsConnection_Status(connection) {
+        case NATS_CONN_STATUS_CONNECTED, NATS_CONN_STATUS_DRAINING_SUBS, NATS_CONN_STATUS_DRAINING_PUBS: .connected
+        case NATS_CONN_STATUS_CLOSED: .closed
+        default: .reconnecting
+        }
+    }
+
+    /// How long a ping to the server takes, waiting at most `timeout`; nil without an answer.
+    func roundTrip(timeout: Duration) async -> Duration? {
+        try? await pool.run { [self] () throws(MessageStoreError) -> Duration? in
+            let started = ContinuousClock.now
+            guard natsConnection_FlushTimeout(connection, timeout.milliseconds) == NATS_OK else { return nil }
+            return ContinuousClock.now - started
+        }
+    }
+
     /// The URL of the server currently connected to, if any, user info shown as `***`.
     var connectedURL: String? {
         var buffer = [CChar](repeating: 0, count: 512)

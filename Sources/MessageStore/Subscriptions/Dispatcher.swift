@@ -29,6 +29,8 @@ final class Dispatcher: Sendable {
         let progressThread: ProgressThread
         /// Whether the subscription is stopping (the worker gives back what has not started).
         let isStopping: @Sendable () -> Bool
+        /// Where handler starts and acknowledgements are noted, for the subscription's status.
+        let activity: SubscriptionActivity
     }
 
     let context: Context
@@ -272,11 +274,13 @@ final class Dispatcher: Sendable {
         let started = ContinuousClock.now
         var failure: (any Error)?
         metrics.inFlight.increment()
+        let running = self.context.activity.handlerStarted()
         do {
             try await handler.invoke(payload, context)
         } catch {
             failure = error
         }
+        self.context.activity.handlerFinished(running)
         metrics.inFlight.decrement()
         let duration = ContinuousClock.now - started
         typeMetrics.duration.recordNanoseconds(duration.nanoseconds)
@@ -301,6 +305,7 @@ final class Dispatcher: Sendable {
         switch policy.settle(attempt: attempt, isLastAttempt: isLastAttempt, recorded: recorded, outcome: outcome) {
         case .ack:
             report(message.settle(.ack), log)
+            self.context.activity.acknowledged()
             typeMetrics.handled.increment()
         case .retry(let delay, let record):
             typeMetrics.failed.increment()
