@@ -29,11 +29,15 @@ extension NATSConnection {
     public func status(timeout: Duration = .milliseconds(500)) async -> Status {
         let state = client.state
         guard state == .connected else { return Status(state: state, server: nil, roundTripTime: nil) }
-        return Status(state: state, server: connectedURL, roundTripTime: await client.roundTrip(timeout: timeout))
+        // Raced against the deadline too: the ping waits for a free pool thread first.
+        let client = client
+        let roundTrip = await Deadline.first(within: timeout) { await client.roundTrip(timeout: timeout) }
+        return Status(state: state, server: connectedURL, roundTripTime: roundTrip ?? nil)
     }
 
     /// Sums up the connection and `subscriptions` for a readiness or liveness probe, within
-    /// about `timeout` whatever the server does.
+    /// about `timeout` whatever the server does: the ping and every consumer look-up run at
+    /// once, each raced against `timeout`.
     ///
     /// Unhealthy: the connection is not connected or closed; a subscription is not running; its
     /// durable consumer no longer exists; a handler has run longer than `maxHandlerDuration`
@@ -50,7 +54,19 @@ extension NATSConnection {
         timeout: Duration = .seconds(1),
         maxHandlerDuration: Duration? = nil
     ) async -> HealthReport {
-        let connection = await status(timeout: timeout)
+        // The ping and every consumer look-up at once, so the whole call takes about `timeout`
+        // however many subscriptions there are.
+        let connected = client.state == .connected
+        async let pinged = status(timeout: timeout)
+        let statuses = await withTaskGroup(of: (Int, Subscription.Status).self) { group in
+            for (index, subscription) in subscriptions.enumerated() {
+                group.addTask { (index, await subscription.status(consumerInfo: connected, timeout: timeout)) }
+            }
+            var statuses: [Subscription.Status?] = Array(repeating: nil, count: subscriptions.count)
+            for await (index, status) in group { statuses[index] = status }
+            return statuses.compactMap { $0 }
+        }
+        let connection = await pinged
         var report = HealthReport(level: .healthy, reasons: [], connection: connection, subscriptions: [])
         switch connection.state {
         case .closed: report.flag(.unhealthy, "the NATS connection is closed")
@@ -60,9 +76,7 @@ extension NATSConnection {
                 report.flag(.degraded, "the NATS server did not answer a ping within \(timeout)")
             }
         }
-        let connected = connection.state == .connected
-        for subscription in subscriptions {
-            let status = await subscription.status(consumerInfo: connected, timeout: timeout)
+        for (subscription, status) in zip(subscriptions, statuses) {
             report.subscriptions.append(status)
             let name = "subscription \(subscription.consumer) on \(subscription.filter)"
             switch status.state {

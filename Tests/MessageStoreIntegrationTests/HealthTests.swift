@@ -36,7 +36,13 @@ struct HealthTests {
                 try await waitUntil("the message is acknowledged") {
                     worker.status.sinceLastAcknowledgement != nil
                 }
-                let report = await store.connection.health(of: [worker])
+                // The acknowledgement is sent without waiting for the server: wait until the
+                // server has counted it.
+                var report = await store.connection.health(of: [worker])
+                try await waitUntil("the server counts the acknowledgement") {
+                    report = await store.connection.health(of: [worker])
+                    return report.subscriptions.first?.consumer == .counts(pending: 0, ackPending: 0, redelivered: 0)
+                }
                 #expect(report.level == .healthy, "\(report.reasons)")
                 #expect(report.reasons.isEmpty)
                 #expect(report.connection.state == .connected)
