@@ -230,7 +230,8 @@ extension Subscription.Status {
 /// Bounded waits.
 enum Deadline {
     /// `body`'s result, or nil when it takes longer than `timeout`; `body` is cancelled then and
-    /// not waited for (a blocking request may still finish on its own thread).
+    /// not waited for (a blocking request may still finish on its own thread). When `body` wins,
+    /// the timer is cancelled.
     static func first<T: Sendable>(within timeout: Duration, _ body: @escaping @Sendable () async -> T) async -> T? {
         let answer = Answer<T>()
         return await withCheckedContinuation { continuation in
@@ -239,24 +240,50 @@ enum Deadline {
                 let value = await body()
                 answer.resume(returning: value)
             }
-            Task {
-                try? await Task.sleep(for: timeout)
-                work.cancel()
-                answer.resume(returning: nil)
-            }
+            answer.setTimer(
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    guard !Task.isCancelled else { return }
+                    work.cancel()
+                    answer.resume(returning: nil)
+                }
+            )
         }
     }
 
-    /// A continuation resumed once, by whichever comes first.
+    /// A continuation resumed once, by whichever comes first; the timer cancelled then.
     private final class Answer<T: Sendable>: Sendable {
-        private let continuation = Mutex<CheckedContinuation<T?, Never>?>(nil)
+        private struct State {
+            var continuation: CheckedContinuation<T?, Never>?
+            var timer: Task<Void, Never>?
+            var answered = false
+        }
+
+        private let state = Mutex(State())
 
         func set(_ continuation: CheckedContinuation<T?, Never>) {
-            self.continuation.withLock { $0 = continuation }
+            state.withLock { $0.continuation = continuation }
+        }
+
+        func setTimer(_ timer: Task<Void, Never>) {
+            let answered = state.withLock { state in
+                if !state.answered { state.timer = timer }
+                return state.answered
+            }
+            if answered { timer.cancel() }
         }
 
         func resume(returning value: T?) {
-            continuation.withLock { $0.take() }?.resume(returning: value)
+            let (continuation, timer) = state.withLock { state in
+                state.answered = true
+                defer {
+                    state.continuation = nil
+                    state.timer = nil
+                }
+                return (state.continuation, state.timer)
+            }
+            timer?.cancel()
+            continuation?.resume(returning: value)
         }
     }
 }

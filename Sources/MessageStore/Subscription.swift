@@ -66,6 +66,11 @@ public final class Subscription: Service, Sendable {
         /// cancelled and its message given back to the server, not acknowledged (and that run does
         /// not count as an attempt). Defaults to nil: running handlers finish.
         public var shutdownGracePeriod: Duration?
+        /// How often a running subscription asks the server for its consumer's pending, ack
+        /// pending and redelivered counts, for the `message_store_consumer_*` gauges. Defaults to
+        /// 15 seconds; nil turns the polling off. Nothing is polled unless the application
+        /// bootstrapped swift-metrics.
+        public var consumerMetricsInterval: Duration? = .seconds(15)
 
         /// The server's MaxDeliver for this configuration.
         var effectiveMaxDeliveries: Int {
@@ -332,11 +337,14 @@ public final class Subscription: Service, Sendable {
         loop.start()
         start.yield()
         start.finish()
+        let polling = pollConsumerCounts(stream: setup.stream)
         await withTaskCancellationHandler {
             await dispatching.value
         } onCancel: {
             dispatching.cancel()
         }
+        // Not awaited: a request to a frozen server may take its whole time-out to fail.
+        polling?.cancel()
         progress.stop()
         guard isStopping else {
             // Fetching ended by itself: the connection closed for good. Saying so beats
@@ -365,6 +373,35 @@ public final class Subscription: Service, Sendable {
             )
         }
         store.logger.info("subscription stopped", metadata: logMetadata)
+    }
+
+    /// Records the consumer's counts in the gauges every ``Configuration/consumerMetricsInterval``
+    /// until cancelled; nil when there is nothing to record them in.
+    private func pollConsumerCounts(stream: String) -> Task<Void, Never>? {
+        guard let interval = configuration.consumerMetricsInterval, interval > .zero,
+            ConsumerGauges.metricsBootstrapped
+        else { return nil }
+        let gauges = ConsumerGauges(consumer: consumer)
+        return Task { [store, consumer, logger = store.logger, logMetadata] in
+            while !Task.isCancelled {
+                do {
+                    if let info = try await store.jetStream.consumerInfo(stream: stream, name: consumer) {
+                        gauges.record(
+                            pending: info.numPending,
+                            ackPending: info.numAckPending,
+                            redelivered: info.numRedelivered
+                        )
+                    }
+                } catch {
+                    // The server is away: the gauges keep their last values, the health says why.
+                    logger.debug(
+                        "could not read the consumer's counts",
+                        metadata: logMetadata.merging([LogKey.error: "\(error)"]) { $1 }
+                    )
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
     }
 
     /// Returns once ``run()`` is fetching, or has ended without getting there.

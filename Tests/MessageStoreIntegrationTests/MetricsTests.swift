@@ -126,6 +126,55 @@ struct ObservabilityMetricsTests {
         }
     }
 
+    @Test func theConsumersCountsArePolledIntoGauges() async throws {
+        let metrics = sharedTestMetrics
+        try await withStore { store, _ in
+            try await store.ensureStream("orders")
+            let consumer = "gauges-\(uniquePrefix())"
+            let started = Recorder<Int>()
+            let (release, releaser) = AsyncStream.makeStream(of: Void.self)
+            let handlers = MessageHandlers().handling(Counter.self) { message in
+                started.record(message.data.value)
+                for await _ in release { break }
+            }
+            var configuration = Subscription.Configuration()
+            configuration.consumerMetricsInterval = .milliseconds(50)
+            let worker = try store.subscription(
+                to: "orders.>",
+                consumer: consumer,
+                handlers: handlers,
+                configuration: configuration
+            )
+            for value in 1...3 { try await store.publish(Counter(value: value), to: "orders.\(value)") }
+            try await withRunning(worker) {
+                try await started.wait(forCount: 1)
+                let dimensions = [("consumer", consumer)]
+                // Three messages on the server, none acknowledged: the first is being handled.
+                func counts() -> (pending: Double, ackPending: Double, redelivered: Double)? {
+                    guard let pending = try? metrics.expectGauge("message_store_consumer_pending", dimensions).lastValue,
+                        let ackPending = try? metrics.expectGauge("message_store_consumer_ack_pending", dimensions)
+                            .lastValue,
+                        let redelivered = try? metrics.expectGauge("message_store_consumer_redelivered", dimensions)
+                            .lastValue
+                    else { return nil }
+                    return (pending, ackPending, redelivered)
+                }
+                try await waitUntil("the gauges show three unacknowledged messages") {
+                    guard let counts = counts() else { return false }
+                    return counts.pending + counts.ackPending == 3 && counts.ackPending >= 1
+                }
+                #expect(counts()?.redelivered == 0)
+                for _ in 1...3 { releaser.yield() }
+                releaser.finish()
+                try await started.wait(forCount: 3)
+                try await waitUntil("the gauges show every message acknowledged") {
+                    guard let counts = counts() else { return false }
+                    return counts.pending == 0 && counts.ackPending == 0
+                }
+            }
+        }
+    }
+
     @Test func theConnectionsStateAndReconnectsAreCounted() async throws {
         let metrics = sharedTestMetrics
         try await NATSTestServer.withServer { server in

@@ -42,3 +42,29 @@ final class SubscriptionMetrics: Sendable {
         type.flatMap { byType[$0] } ?? other
     }
 }
+
+/// The durable consumer's counts as the server reports them, polled by a running subscription
+/// every ``Subscription/Configuration/consumerMetricsInterval``.
+struct ConsumerGauges: Sendable {
+    let pending: Gauge
+    let ackPending: Gauge
+    let redelivered: Gauge
+
+    init(consumer: String) {
+        let dimensions = [("consumer", consumer)]
+        pending = Gauge(label: "message_store_consumer_pending", dimensions: dimensions)
+        ackPending = Gauge(label: "message_store_consumer_ack_pending", dimensions: dimensions)
+        redelivered = Gauge(label: "message_store_consumer_redelivered", dimensions: dimensions)
+    }
+
+    /// Whether an application bootstrapped swift-metrics: with no backend, nothing is polled.
+    static var metricsBootstrapped: Bool {
+        !(MetricsSystem.factory is NOOPMetricsHandler)
+    }
+
+    func record(pending: UInt64, ackPending: Int, redelivered: Int) {
+        self.pending.record(Int64(clamping: pending))
+        self.ackPending.record(ackPending)
+        self.redelivered.record(redelivered)
+    }
+}
