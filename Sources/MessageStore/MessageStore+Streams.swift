@@ -1,4 +1,11 @@
 import Logging
+import MessageStoreJSON
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 // Streams: making sure one stores a category, finding, describing and deleting them, and the
 // durable consumers on them.
@@ -102,8 +109,27 @@ extension StreamDescription {
             firstSequence: info.state.firstSeq,
             lastSequence: info.state.lastSeq,
             consumerCount: info.state.consumerCount,
+            firstTimestamp: ServerTimestamp.date(info.state.firstTs),
+            lastTimestamp: ServerTimestamp.date(info.state.lastTs),
+            subjectCount: info.state.numSubjects,
             leader: info.cluster?.leader
         )
+    }
+}
+
+/// The server's RFC 3339 times, such as `2026-12-03T11:39:11.123456789Z`.
+enum ServerTimestamp {
+    /// The date, or nil for the zero time (`0001-…`, what the server says for an empty stream)
+    /// and anything it cannot read.
+    static func date(_ text: String?) -> Date? {
+        guard let text, text.count >= 20, text.hasSuffix("Z") else { return nil }
+        guard let whole = FastJSONDate.parse(String(text.prefix(19)) + "Z") else { return nil }
+        let fraction = text.dropFirst(19).dropLast()
+        guard !fraction.isEmpty else { return whole }
+        guard fraction.first == ".", fraction.count > 1, fraction.dropFirst().allSatisfy(\.isASCII),
+            let seconds = Double("0" + fraction)
+        else { return nil }
+        return whole.addingTimeInterval(seconds)
     }
 }
 
@@ -144,7 +170,13 @@ extension MessageStore {
                 subject: category + ".>"
             )
         }
-        return try await jetStream.consumers(stream: stream.name).map { info in
+        return try await consumers(ofStream: stream.name)
+    }
+
+    /// The consumers of the stream named `stream`.
+    /// - Throws: ``MessageStoreError/Code/streamNotFound`` when there is no such stream.
+    public func consumers(ofStream stream: String) async throws(MessageStoreError) -> [ConsumerDescription] {
+        try await jetStream.consumers(stream: stream).map { info in
             ConsumerDescription(
                 name: info.name,
                 stream: info.streamName,

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+    public import FoundationEssentials
+#else
+    public import Foundation
+#endif
+
 /// Limits for a stream the store creates. They apply only when the stream is created; an
 /// existing stream keeps its own settings.
 public struct StreamOptions: Sendable, Hashable {
@@ -64,6 +70,12 @@ public struct StreamDescription: Sendable, Hashable {
     public var lastSequence: UInt64
     /// How many consumers it has.
     public var consumerCount: Int
+    /// When its first stored message was stored; nil when it is empty.
+    public var firstTimestamp: Date?
+    /// When its last stored message was stored; nil when it is empty.
+    public var lastTimestamp: Date?
+    /// How many distinct subjects hold messages, when the server says.
+    public var subjectCount: Int?
     /// The name of the server that leads the stream, when the server says (a cluster always
     /// does); nil while a new leader is being elected.
     public var leader: String?

@@ -19,7 +19,7 @@ struct MessageStoreCommand: AsyncParsableCommand {
         version: messageStoreCLIVersion,
         subcommands: [
             Streams.self, StreamCommand.self, Publish.self, Read.self, Last.self, Tail.self, Consumers.self,
-            DeadLetters.self, Replay.self,
+            DeadLetters.self, Replay.self, Stats.self, Trace.self, HealthCommand.self,
         ]
     )
 
@@ -427,14 +427,20 @@ struct Read: AsyncParsableCommand {
     @Flag(help: "One JSON object per line: seq, subject, type, data, metadata, timestamp.")
     var json = false
 
+    @Flag(help: "Show the count and rate on stderr even when it is not a terminal (a terminal gets it after 1s).")
+    var progress = false
+
     func run() async throws {
         try await store.withStore { store in
             guard try await store.stream(for: subject) != nil else {
                 fail("no stream stores \(subject) under prefix \"\(store.prefix)\"")
             }
+            let shown = ProgressLine("read", forced: progress)
             for try await message in store.messages(on: subject, from: .sequence(from), limit: limit) {
                 emit(json ? jsonLine(try message.jsonObject()) : message.line)
+                shown.advance()
             }
+            shown.finish()
         }
     }
 }
@@ -594,12 +600,16 @@ struct Replay: AsyncParsableCommand {
     @Option(help: "Replay at most this many.")
     var limit: Int?
 
+    @Flag(help: "Show the count and rate on stderr even when it is not a terminal (a terminal gets it after 1s).")
+    var progress = false
+
     func run() async throws {
         try await store.withStore { store in
             guard let stream = try await store.stream(for: deadLetterSubject + ".>") else {
                 fail("no stream stores \(deadLetterSubject).> under prefix \"\(store.prefix)\"")
             }
             var replayed = 0
+            let shown = ProgressLine("replayed", forced: progress)
             for try await letter in store.rawMessages(on: deadLetterSubject + ".>", limit: limit) {
                 guard let original = letter.headers[DeadLetterHeader.originalSubject] else {
                     emit("skipped \(letter.sequence): no \(DeadLetterHeader.originalSubject) header")
@@ -621,7 +631,9 @@ struct Replay: AsyncParsableCommand {
                     "replayed dead letter \(letter.sequence) to \(original): stored in \(ack.stream) at sequence \(ack.sequence)\(ack.isDuplicate ? " (already replayed)" : "")"
                 )
                 replayed += 1
+                shown.advance()
             }
+            shown.finish()
             emit("\(replayed) message(s) replayed")
         }
     }

@@ -150,12 +150,12 @@ struct ObservabilityMetricsTests {
                 try await started.wait(forCount: 1)
                 let dimensions = [("consumer", consumer)]
                 // Three messages on the server, none acknowledged: the first is being handled.
+                func gauge(_ name: String) -> Double? {
+                    try? metrics.expectGauge("message_store_consumer_\(name)", dimensions).lastValue
+                }
                 func counts() -> (pending: Double, ackPending: Double, redelivered: Double)? {
-                    guard let pending = try? metrics.expectGauge("message_store_consumer_pending", dimensions).lastValue,
-                        let ackPending = try? metrics.expectGauge("message_store_consumer_ack_pending", dimensions)
-                            .lastValue,
-                        let redelivered = try? metrics.expectGauge("message_store_consumer_redelivered", dimensions)
-                            .lastValue
+                    guard let pending = gauge("pending"), let ackPending = gauge("ack_pending"),
+                        let redelivered = gauge("redelivered")
                     else { return nil }
                     return (pending, ackPending, redelivered)
                 }

@@ -135,12 +135,21 @@ extension JetStream {
         var firstSeq: UInt64
         var lastSeq: UInt64
         var consumerCount: Int
+        /// When the first and last stored messages were stored (RFC 3339, nanoseconds, UTC);
+        /// the zero time `0001-01-01T00:00:00Z` for an empty stream.
+        var firstTs: String?
+        var lastTs: String?
+        /// How many distinct subjects hold messages.
+        var numSubjects: Int?
 
         enum CodingKeys: String, CodingKey {
             case messages, bytes
             case firstSeq = "first_seq"
             case lastSeq = "last_seq"
             case consumerCount = "consumer_count"
+            case firstTs = "first_ts"
+            case lastTs = "last_ts"
+            case numSubjects = "num_subjects"
         }
     }
 
