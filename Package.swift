@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        // Only for Examples/TracedWorker's /metrics text.
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -103,6 +105,21 @@ let package = Package(
             name: "RetryAndTermination",
             dependencies: ["ExampleSupport", "MessageStore"],
             path: "Examples/RetryAndTermination",
+            swiftSettings: upcomingFeatures
+        ),
+        .executableTarget(
+            name: "TracedWorker",
+            dependencies: [
+                "ExampleSupport",
+                "MessageStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/TracedWorker",
             swiftSettings: upcomingFeatures
         ),
         // A worker process that the fault tests start, kill and stop.

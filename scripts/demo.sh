@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up what the demo needs (scripts/setup.sh), builds the examples, and runs them in order so
 # the output tells the story: publish commands, handle them in a worker, retry and dead-letter a
-# failing message. Without NATS_URL it starts a throwaway nats-server with JetStream on a free
-# loopback port and stops it afterwards; nothing is left running.
+# failing message, then two workers seen through their traces, health and metrics. Without
+# NATS_URL it starts a throwaway nats-server with JetStream on a free loopback port and stops it
+# afterwards; nothing is left running.
 #
 # --binary PATH runs only that program instead (scripts/leak-check.sh passes a sanitized build).
 set -euo pipefail
@@ -17,6 +18,7 @@ else
     swift build --product PublishCommands >/dev/null
     swift build --product SubscriberWorker >/dev/null
     swift build --product RetryAndTermination >/dev/null
+    swift build --product TracedWorker >/dev/null
     bin="$(swift build --show-bin-path)"
 fi
 
@@ -54,5 +56,8 @@ echo "== 2. A durable worker handles them by type, then shuts down gracefully (E
 echo
 echo "== 3. A failing message is retried, terminated and dead-lettered (Examples/RetryAndTermination)"
 "$bin/RetryAndTermination"
+echo
+echo "== 4. Traces, health and metrics of two workers in a ServiceGroup (Examples/TracedWorker)"
+"$bin/TracedWorker"
 echo
 echo "demo: done; the throwaway server is stopped (set NATS_URL to use your own server)"
