@@ -1,7 +1,7 @@
 // Shared by the examples: the message types they exchange and a small runner that connects,
 // prints errors in plain words and closes the connection.
 
-public import Logging
+import Logging
 public import MessageStore
 
 #if canImport(Glibc)
@@ -53,24 +53,15 @@ public func say(_ line: String) {
 
 /// Connects to `NATS_URL` (or the local default) with the environment prefix "demo", runs
 /// `body`, and explains a failure in plain words.
-/// - Parameter metadataProvider: Metadata every log line gets, such as
-///   `.messageStoreTraceContext` (the trace and span ids of the task's span).
-public func runExample(
-    _ name: String,
-    metadataProvider: Logger.MetadataProvider? = nil,
-    _ body: (MessageStore) async throws -> Void
-) async throws {
+public func runExample(_ name: String, _ body: (MessageStore) async throws -> Void) async throws {
     // The library's own log lines (retries, terminations) are hidden to keep the story short;
     // LOG_LEVEL=warning (or info, debug) shows them.
     let level = getenv("LOG_LEVEL").flatMap { Logger.Level(rawValue: String(cString: $0)) } ?? .error
-    LoggingSystem.bootstrap(
-        { label, provider in
-            var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
-            handler.logLevel = level
-            return handler
-        },
-        metadataProvider: metadataProvider
-    )
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
     let connection: NATSConnection
     do {
         connection = try await NATSConnection.connect()
