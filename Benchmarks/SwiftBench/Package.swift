@@ -13,12 +13,16 @@ let package = Package(
     name: "SwiftBench",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(path: "../..")
+        .package(path: "../.."),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         .executableTarget(
             name: "SwiftBench",
-            dependencies: [.product(name: "MessageStore", package: rootPackage)]
+            dependencies: [
+                .product(name: "MessageStore", package: rootPackage),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ]
         )
     ]
 )

@@ -43,10 +43,11 @@ struct Publisher: Sendable {
         // message sent again carries it too.
         var messages = messages
         let spans = messages.indices.map { index in
-            MessageTracing.startPublish(
+            let payloadType = type(of: messages[index].payload)
+            return MessageTracing.startPublish(
                 tracer,
                 subject: messages[index].subject,
-                messageType: type(of: messages[index].payload).messageType,
+                messageType: payloadType.messageType,
                 headers: &messages[index].headers
             )
         }

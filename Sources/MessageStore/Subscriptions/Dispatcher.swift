@@ -44,6 +44,8 @@ final class Dispatcher: Sendable {
     let prefetch: PrefetchBudget
     /// Where handling spans go: the tracer active when the subscription started, nil for none.
     let tracer: (any Tracer)?
+    /// The name of every handling span.
+    let spanName: String
     private let configuration: Subscription.Configuration
     private let logger: Logger
 
@@ -69,6 +71,7 @@ final class Dispatcher: Sendable {
         )
         policy = context.configuration.deliveryPolicy
         tracer = MessageTracing.tracer
+        spanName = MessageTracing.processSpanName(filter: context.filter, consumer: context.consumer)
     }
 
     /// Processes a fetched batch; once the subscription is stopping, messages not yet started go
@@ -103,6 +106,14 @@ final class Dispatcher: Sendable {
     }
 
     func process(_ message: FetchedMessage) async {
+        await process(message, retryingInPlace: false)
+    }
+
+    /// Handles one message. With `retryingInPlace` (ordered dispatch), a failed attempt is not
+    /// given back to the server: the message is kept (the progress reports keep it alive), run
+    /// again after its retry delay, and this call returns only once it is settled, so the later
+    /// messages of its key wait for it.
+    func process(_ message: FetchedMessage, retryingInPlace: Bool) async {
         // Given back already (the worker is stopping), or taken by another path.
         guard message.start() else { return }
         let naming = context.naming
@@ -171,76 +182,97 @@ final class Dispatcher: Sendable {
                     span: span
                 )
             }
-        case .run(let attempt, let isLastAttempt, let recordBeforeRunning):
+        case .run(var attempt, var isLastAttempt, var recordBeforeRunning):
             guard let dispatched, let payload = dispatched.payload,
                 let handler = context.handlers.table[dispatched.type]
             else { return }
-            log.attempt = attempt
-            if recordBeforeRunning {
-                do {
-                    try await ledger.record(runs: attempt, sequence: message.streamSequence)
-                } catch {
-                    logger.warning(
-                        "could not record that this message runs; offering it again later",
-                        metadata: log.metadata.merging([LogKey.error: "\(error)"]) { $1 }
+            while true {
+                log.attempt = attempt
+                if recordBeforeRunning {
+                    do {
+                        try await ledger.record(runs: attempt, sequence: message.streamSequence)
+                    } catch {
+                        logger.warning(
+                            "could not record that this message runs; offering it again later",
+                            metadata: log.metadata.merging([LogKey.error: "\(error)"]) { $1 }
+                        )
+                        report(message.settle(.nak(delay: configuration.retrySchedule.delay(afterAttempt: 1))), log)
+                        return
+                    }
+                }
+                let retryAfter = await traced(message, subject: subject, envelope: dispatched) { span in
+                    if let span, span.isRecording {
+                        span.updateAttributes { attributes in
+                            attributes[MessageTracing.Attribute.attempt] = attempt
+                            attributes[MessageTracing.Attribute.maxAttempts] = configuration.maxAttempts
+                        }
+                    }
+                    return await run(
+                        handler,
+                        payload: payload,
+                        envelope: dispatched,
+                        message: message,
+                        subject: subject,
+                        attempt: attempt,
+                        isLastAttempt: isLastAttempt,
+                        recorded: recordBeforeRunning,
+                        retryInPlace: retryingInPlace,
+                        log: log,
+                        span: span
                     )
-                    report(message.settle(.nak(delay: configuration.retrySchedule.delay(afterAttempt: 1))), log)
+                }
+                guard let retryAfter else { return }
+                // Held here meanwhile; the failed run is recorded, so a crash or a stop from now on
+                // leaves the next delivery its right attempt number.
+                let waited = (try? await Task.sleep(for: retryAfter)) != nil
+                if !waited || (context.isStopping() && !isServersLastDelivery(message)) {
+                    logger.notice("stopping: message waiting for its retry given back", metadata: log.metadata)
+                    report(message.settle(.nak(delay: .zero)), log)
                     return
                 }
-            }
-            await traced(message, subject: subject, envelope: dispatched) { span in
-                span?.attributes[MessageTracing.Attribute.attempt] = attempt
-                span?.attributes[MessageTracing.Attribute.maxAttempts] = configuration.maxAttempts
-                await run(
-                    handler,
-                    payload: payload,
-                    envelope: dispatched,
-                    message: message,
-                    subject: subject,
-                    attempt: attempt,
-                    isLastAttempt: isLastAttempt,
-                    recorded: recordBeforeRunning,
-                    log: log,
-                    span: span
-                )
+                attempt += 1
+                isLastAttempt = attempt >= configuration.maxAttempts || isServersLastDelivery(message)
+                recordBeforeRunning = true
             }
         }
     }
 
     /// Runs `body` in the CONSUMER span of `message` as the task's context (so the handler's
     /// publishes and log lines continue its trace), or without a span when no tracer is active.
-    private func traced(
+    private func traced<Result>(
         _ message: FetchedMessage,
         subject: String,
         envelope: Envelope.Dispatched?,
-        _ body: (_ span: (any Span)?) async -> Void
-    ) async {
+        _ body: (_ span: (any Span)?) async -> Result
+    ) async -> Result {
         guard let tracer else {
-            await body(nil)
-            return
+            return await body(nil)
         }
         let span = MessageTracing.startProcess(
             tracer,
+            spanName: spanName,
+            headers: message.headers,
             MessageTracing.Delivery(
-                filter: context.filter,
                 consumer: context.consumer,
                 stream: stream,
                 subject: subject,
                 sequence: message.streamSequence,
                 deliveryCount: message.deliveryCount,
                 timestamp: message.timestamp,
-                headers: message.headers,
                 type: envelope?.type,
                 metadata: envelope?.metadata
             )
         )
-        await ServiceContext.withValue(span.context) {
+        let result = await ServiceContext.withValue(span.context) {
             await body(span)
         }
         span.end()
+        return result
     }
 
-    /// Runs the handler of an admitted message and settles it as the policy says.
+    /// Runs the handler of an admitted message and settles it as the policy says; with
+    /// `retryInPlace`, a failure to retry is not settled: the delay to wait before running it
+    /// again comes back instead (nil otherwise).
     private func run(
         _ handler: AnyMessageHandler,
         payload: any MessagePayload,
@@ -250,9 +282,10 @@ final class Dispatcher: Sendable {
         attempt: Int,
         isLastAttempt: Bool,
         recorded: Bool,
+        retryInPlace: Bool,
         log: LogContext,
         span: (any Span)?
-    ) async {
+    ) async -> Duration? {
         var log = log
         let termination = TerminationRequest()
         let context = DeliveryContext(
@@ -334,8 +367,9 @@ final class Dispatcher: Sendable {
                     ]
                 )
             )
-            report(message.settle(.nak(delay: delay)), log)
             typeMetrics.retried.increment()
+            if retryInPlace { return delay }
+            report(message.settle(.nak(delay: delay)), log)
         case .giveBack(let record):
             if let record {
                 // In a task of its own: this task is cancelled, and the write must still go out.
@@ -360,6 +394,7 @@ final class Dispatcher: Sendable {
                 span: span
             )
         }
+        return nil
     }
 
     /// Terminates a message that will not succeed, after copying it to the dead-letter subject.

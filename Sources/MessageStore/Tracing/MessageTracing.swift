@@ -28,6 +28,20 @@ enum MessageTracing {
 
     /// `subject` with each token that looks like a per-message id replaced by `{id}`.
     static func subjectWithIDPlaceholders(_ subject: String) -> String {
+        // The common case, no id-like token, without splitting (publishes name a span each).
+        let utf8 = subject.utf8
+        var start = utf8.startIndex
+        var found = false
+        while start <= utf8.endIndex {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: ".")) ?? utf8.endIndex
+            if isIDLike(Substring(subject)[start..<end].utf8) {
+                found = true
+                break
+            }
+            guard end < utf8.endIndex else { break }
+            start = utf8.index(after: end)
+        }
+        guard found else { return subject }
         var tokens = subject.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
             .map { Substring($0) }
         var replaced = false
@@ -107,7 +121,7 @@ enum MessageTracing {
     static func startPublish(
         _ tracer: any Tracer,
         subject: String,
-        messageType: String?,
+        messageType: @autoclosure () -> String?,
         headers: inout MessageHeaders
     ) -> any Span {
         let span = tracer.startSpan(
@@ -115,11 +129,17 @@ enum MessageTracing {
             context: ServiceContext.current ?? .topLevel,
             ofKind: .producer
         )
-        span.attributes[Attribute.system] = "nats"
-        span.attributes[Attribute.operation] = "publish"
-        span.attributes[Attribute.destination] = subject
-        if let messageType {
-            span.attributes[Attribute.bodyType] = messageType
+        // A span that records nothing (a sampler said no, a no-op tracer) gets no attributes:
+        // each one set costs a dictionary write.
+        if span.isRecording {
+            span.updateAttributes { attributes in
+                attributes[Attribute.system] = "nats"
+                attributes[Attribute.operation] = "publish"
+                attributes[Attribute.destination] = subject
+                if let messageType = messageType() {
+                    attributes[Attribute.bodyType] = messageType
+                }
+            }
         }
         tracer.inject(span.context, into: &headers, using: MessageHeadersInjector())
         return span
@@ -129,10 +149,14 @@ enum MessageTracing {
     static func end(_ span: any Span, with result: Result<PublishAck, MessageStoreError>) {
         switch result {
         case .success(let ack):
-            span.attributes[Attribute.stream] = ack.stream
-            span.attributes[Attribute.sequence] = Int(clamping: ack.sequence)
-            if ack.isDuplicate {
-                span.attributes[Attribute.duplicate] = true
+            if span.isRecording {
+                span.updateAttributes { attributes in
+                    attributes[Attribute.stream] = ack.stream
+                    attributes[Attribute.sequence] = Int(clamping: ack.sequence)
+                    if ack.isDuplicate {
+                        attributes[Attribute.duplicate] = true
+                    }
+                }
             }
         case .failure(let error):
             span.recordError(error)
@@ -145,7 +169,6 @@ enum MessageTracing {
 
     /// What a CONSUMER span says of the message it handles.
     struct Delivery {
-        var filter: String
         var consumer: String
         var stream: String
         var subject: String
@@ -153,7 +176,6 @@ enum MessageTracing {
         var deliveryCount: Int
         /// Nanoseconds since 1970 when the server stored the message.
         var timestamp: Int64
-        var headers: MessageHeaders
         var type: String?
         var metadata: MessageMetadata?
     }
@@ -161,32 +183,41 @@ enum MessageTracing {
     /// Starts the CONSUMER span of a delivery: its parent (and link) is the context extracted
     /// from the message's headers; a backdated `queue_wait` child span covers the time from the
     /// server storing the message to now.
-    static func startProcess(_ tracer: any Tracer, _ delivery: Delivery) -> any Span {
+    /// - Parameters:
+    ///   - spanName: ``processSpanName(filter:consumer:)``, made once per subscription.
+    ///   - delivery: What the span says; not even made for a span that records nothing.
+    static func startProcess(
+        _ tracer: any Tracer,
+        spanName: String,
+        headers: MessageHeaders,
+        _ makeDelivery: @autoclosure () -> Delivery
+    ) -> any Span {
         var extracted = ServiceContext.topLevel
-        tracer.extract(delivery.headers, into: &extracted, using: MessageHeadersExtractor())
-        let span = tracer.startSpan(
-            processSpanName(filter: delivery.filter, consumer: delivery.consumer),
-            context: extracted,
-            ofKind: .consumer
-        )
+        tracer.extract(headers, into: &extracted, using: MessageHeadersExtractor())
+        let span = tracer.startSpan(spanName, context: extracted, ofKind: .consumer)
+        // Nothing more for a span that records nothing: no attributes, no link, no child.
+        guard span.isRecording else { return span }
+        let delivery = makeDelivery()
         if !extracted.isEmpty {
             span.addLink(SpanLink(context: extracted, attributes: [:]))
         }
-        span.attributes[Attribute.system] = "nats"
-        span.attributes[Attribute.operation] = "process"
-        span.attributes[Attribute.destination] = delivery.subject
-        span.attributes[Attribute.sequence] = Int(clamping: delivery.sequence)
-        span.attributes[Attribute.consumer] = delivery.consumer
-        span.attributes[Attribute.stream] = delivery.stream
-        span.attributes[Attribute.redeliveryCount] = delivery.deliveryCount
-        if let type = delivery.type {
-            span.attributes[Attribute.bodyType] = type
-        }
-        if let origin = delivery.metadata?.originSubject {
-            span.attributes[Attribute.originSubject] = origin
-        }
-        if let traceID = delivery.metadata?.traceId {
-            span.attributes[Attribute.metadataTraceID] = traceID
+        span.updateAttributes { attributes in
+            attributes[Attribute.system] = "nats"
+            attributes[Attribute.operation] = "process"
+            attributes[Attribute.destination] = delivery.subject
+            attributes[Attribute.sequence] = Int(clamping: delivery.sequence)
+            attributes[Attribute.consumer] = delivery.consumer
+            attributes[Attribute.stream] = delivery.stream
+            attributes[Attribute.redeliveryCount] = delivery.deliveryCount
+            if let type = delivery.type {
+                attributes[Attribute.bodyType] = type
+            }
+            if let origin = delivery.metadata?.originSubject {
+                attributes[Attribute.originSubject] = origin
+            }
+            if let traceID = delivery.metadata?.traceId {
+                attributes[Attribute.metadataTraceID] = traceID
+            }
         }
 
         let stored = StoredInstant(nanosecondsSinceEpoch: UInt64(clamping: delivery.timestamp))
@@ -197,12 +228,14 @@ enum MessageTracing {
             ofKind: .internal,
             at: min(stored, StoredInstant(nanosecondsSinceEpoch: now.nanosecondsSinceEpoch))
         )
-        queueWait.attributes[Attribute.system] = "nats"
-        queueWait.attributes[Attribute.stream] = delivery.stream
-        queueWait.attributes[Attribute.consumer] = delivery.consumer
-        queueWait.attributes[Attribute.redeliveryCount] = delivery.deliveryCount
         let dwell = now.nanosecondsSinceEpoch.subtractingReportingOverflow(stored.nanosecondsSinceEpoch)
-        queueWait.attributes[Attribute.dwell] = dwell.overflow ? 0.0 : Double(dwell.partialValue) / 1_000_000
+        queueWait.updateAttributes { attributes in
+            attributes[Attribute.system] = "nats"
+            attributes[Attribute.stream] = delivery.stream
+            attributes[Attribute.consumer] = delivery.consumer
+            attributes[Attribute.redeliveryCount] = delivery.deliveryCount
+            attributes[Attribute.dwell] = dwell.overflow ? 0.0 : Double(dwell.partialValue) / 1_000_000
+        }
         queueWait.end(at: now)
         return span
     }

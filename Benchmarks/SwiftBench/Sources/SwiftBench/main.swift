@@ -1,6 +1,11 @@
 // One scenario, one repetition, through the public MessageStore API; prints one JSON result line.
 //
 //   SwiftBench <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K] [--schedule zero|default]
+//              [--tracer none|noop]
+//
+// --tracer noop bootstraps a tracer that records nothing but is not swift-distributed-tracing's
+// NoOpTracer, so the library makes every span and injects every context it would for a real one:
+// the cost of tracing itself, without an exporter's.
 //
 // Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory.
 // consume, replay and memory expect N BenchEvent messages already stored on bench.events.1
@@ -8,6 +13,7 @@
 
 import MessageStore
 import Synchronization
+import Tracing
 
 // FoundationEssentials, as the library itself uses: full Foundation would add its ICU data to
 // the memory scenario's resident set, which says nothing about this library.
@@ -55,6 +61,7 @@ struct Options {
     var n = 1_000
     var sampleAt = 50_000
     var schedule = "zero"
+    var tracer = "none"
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
@@ -67,10 +74,40 @@ struct Options {
             case "--n": n = Int(value) ?? n
             case "--sample-at": sampleAt = Int(value) ?? sampleAt
             case "--schedule": schedule = value
+            case "--tracer": tracer = value
             default: fail("unknown option \(key)")
             }
         }
     }
+}
+
+/// Spans that record nothing, from a tracer the library cannot tell from a real one.
+struct DiscardingTracer: Tracer {
+    func startSpan<Instant: TracerInstant>(
+        _ operationName: String,
+        context: @autoclosure () -> ServiceContext,
+        ofKind kind: SpanKind,
+        at instant: @autoclosure () -> Instant,
+        function: String,
+        file fileID: String,
+        line: UInt
+    ) -> NoOpTracer.NoOpSpan {
+        NoOpTracer.NoOpSpan(context: context())
+    }
+
+    func forceFlush() {}
+
+    func inject<Carrier, Inject: Injector>(
+        _ context: ServiceContext,
+        into carrier: inout Carrier,
+        using injector: Inject
+    ) where Carrier == Inject.Carrier {}
+
+    func extract<Carrier, Extract: Extractor>(
+        _ carrier: Carrier,
+        into context: inout ServiceContext,
+        using extractor: Extract
+    ) where Carrier == Extract.Carrier {}
 }
 
 struct BenchResult: Encodable {
@@ -296,6 +333,11 @@ func run(_ options: Options) async throws -> BenchResult {
 }
 
 let options = Options(CommandLine.arguments)
+switch options.tracer {
+case "none": break
+case "noop": InstrumentationSystem.bootstrap(DiscardingTracer())
+default: fail("unknown tracer \(options.tracer): none or noop")
+}
 do {
     let result = try await run(options)
     let encoder = JSONEncoder()
