@@ -56,6 +56,10 @@ public final class Subscription: Service, Sendable {
         public var maxAckPending = 1_024
         /// How many handlers run at once. Defaults to 1, which keeps the stream's order.
         public var maxConcurrentHandlers = 1
+        /// Which messages are handled one at a time in stream order while others run in
+        /// parallel, and whether a failed message is retried in place (holding back its key) or
+        /// given back to the server. Defaults to ``Ordering/unordered``.
+        public var ordering = Ordering.unordered
         /// What to do with a message whose type has no handler. Defaults to
         /// ``UnknownTypePolicy/acknowledge``.
         public var unknownTypes = UnknownTypePolicy.acknowledge
@@ -306,8 +310,15 @@ public final class Subscription: Service, Sendable {
         // The dispatching runs in a task of its own, so that a stop can cancel it after the
         // grace period without cancelling the rest of `run()`.
         let (started, start) = AsyncStream.makeStream(of: Void.self)
+        let keyed = configuration.ordering.key.map {
+            KeyedDispatch(dispatcher: dispatcher, key: $0, limit: configuration.maxConcurrentHandlers)
+        }
         let dispatching = Task {
             for await _ in started { break }
+            if let keyed {
+                await keyed.run(loop.batches) { loop.batchDone() }
+                return
+            }
             for await batch in loop.batches {
                 await dispatcher.process(batch)
                 loop.batchDone()

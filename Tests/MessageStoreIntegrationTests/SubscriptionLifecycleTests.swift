@@ -96,9 +96,12 @@ struct SubscriptionLifecycleTests {
             try await store.ensureStream("jobs")
             let started = Recorder<UInt64>()
             let finished = Recorder<UInt64>()
+            // The handler in hand goes on only once the worker is stopping, however long the
+            // shutdown takes to reach it (no sleep standing in for that).
+            let (release, releaser) = AsyncStream.makeStream(of: Void.self)
             let handlers = MessageHandlers().handling(Counter.self) { message in
                 started.record(message.sequence)
-                try await Task.sleep(for: .milliseconds(800))
+                for await _ in release { break }
                 finished.record(message.sequence)
             }
             var configuration = Subscription.Configuration()
@@ -119,6 +122,9 @@ struct SubscriptionLifecycleTests {
                 tasks.addTask { try await group.run() }
                 try await started.wait(forCount: 1)
                 await group.triggerGracefulShutdown()
+                try await waitUntil("the worker stopping") { worker.status.state == .stopping }
+                releaser.yield()
+                releaser.finish()
                 try await tasks.waitForAll()
             }
             // The handler in hand finished; the second message was never started.
