@@ -111,6 +111,26 @@ async def run(args):
         result["seconds"] = time.perf_counter() - start
         result["handled_twice"] = state["handled"] - len(seen)
 
+    elif args.scenario == "io_concurrent":
+        # The package runs one handler at a time: in stream order, each awaiting its 2 ms.
+        keys = max(args.keys, 1)
+        for index in range(n):
+            await store.publish_message(f"bench.events.{index % keys}", bench_event(index))
+        done = asyncio.Event()
+        state = {"seen": 0}
+
+        async def handle_io(message):
+            await asyncio.sleep(0.002)
+            state["seen"] += 1
+            if state["seen"] == n:
+                done.set()
+
+        worker = store.create_subscription("bench.>", "bench-worker", handlers={"BenchEvent": handle_io})
+        start = time.perf_counter()
+        worker.start()
+        await done.wait()
+        result["seconds"] = time.perf_counter() - start
+
     elif args.scenario == "poison":
         await store.ensure_stream("dead")
         ready = asyncio.Event()
@@ -204,6 +224,9 @@ def main():
     parser.add_argument("--prefix", default="bench")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--sample-at", type=int, default=50000)
+    parser.add_argument("--keys", type=int, default=500)
+    # The package has no ordering option: it handles one message at a time, in order.
+    parser.add_argument("--ordering", default="unordered")
     # The package naks at once; it has no retry schedule, so only "zero" exists here.
     parser.add_argument("--schedule", choices=["zero"], default="zero")
     args = parser.parse_args()

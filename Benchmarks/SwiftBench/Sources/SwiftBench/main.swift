@@ -1,13 +1,15 @@
 // One scenario, one repetition, through the public MessageStore API; prints one JSON result line.
 //
 //   SwiftBench <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K] [--schedule zero|default]
-//              [--tracer none|noop]
+//              [--tracer none|noop] [--ordering unordered|perkey] [--keys K]
 //
 // --tracer noop bootstraps a tracer that records nothing but is not swift-distributed-tracing's
 // NoOpTracer, so the library makes every span and injects every context it would for a real one:
 // the cost of tracing itself, without an exporter's.
 //
-// Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory.
+// Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory,
+// io_concurrent (publishes N messages over K subjects first, untimed, then handles them with
+// handlers that await 2 ms of simulated I/O, 64 at a time, unordered or in order per subject).
 // consume, replay and memory expect N BenchEvent messages already stored on bench.events.1
 // (Benchmarks/run stores them with the C tool, so every implementation reads identical bytes).
 
@@ -62,6 +64,8 @@ struct Options {
     var sampleAt = 50_000
     var schedule = "zero"
     var tracer = "none"
+    var ordering = "unordered"
+    var keys = 500
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
@@ -75,6 +79,8 @@ struct Options {
             case "--sample-at": sampleAt = Int(value) ?? sampleAt
             case "--schedule": schedule = value
             case "--tracer": tracer = value
+            case "--ordering": ordering = value
+            case "--keys": keys = Int(value) ?? keys
             default: fail("unknown option \(key)")
             }
         }
@@ -122,6 +128,8 @@ struct BenchResult: Encodable {
     var rss_bytes_at_50k: Int?
     var schedule: String?
     var handled_twice: Int?
+    var ordering: String?
+    var order_violations: Int?
 }
 
 func fail(_ message: String) -> Never {
@@ -264,6 +272,39 @@ func run(_ options: Options) async throws -> BenchResult {
         try await withWorker(worker) { await seen.wait() }
         result.seconds = seconds(clock.now - start)
         result.handled_twice = handled.withLock { $0.count - $0.ids.count }
+
+    case "io_concurrent":
+        let keys = max(options.keys, 1)
+        let messages = (0..<n).map { OutgoingMessage(BenchEvent($0), to: "bench.events.\($0 % keys)") }
+        for result in await store.publish(contentsOf: messages) { _ = try result.get() }
+        // Per subject: the last id handled, and how often one came before an earlier one.
+        let last = Mutex((ids: [String: Int](), violations: 0))
+        let seen = Countdown(target: n)
+        var configuration = Subscription.Configuration()
+        configuration.maxConcurrentHandlers = 64
+        switch options.ordering {
+        case "unordered": configuration.ordering = .unordered
+        case "perkey": configuration.ordering = .perSubject
+        default: fail("unknown ordering \(options.ordering): unordered or perkey")
+        }
+        let worker = try store.subscription(
+            to: "bench.>",
+            consumer: "bench-worker",
+            handlers: MessageHandlers().handling(BenchEvent.self) { message in
+                try await Task.sleep(for: .milliseconds(2))
+                last.withLock { state in
+                    if let previous = state.ids[message.subject], previous > message.data.id { state.violations += 1 }
+                    state.ids[message.subject] = message.data.id
+                }
+                seen.tick()
+            },
+            configuration: configuration
+        )
+        let start = clock.now
+        try await withWorker(worker) { await seen.wait() }
+        result.seconds = seconds(clock.now - start)
+        result.ordering = options.ordering
+        result.order_violations = last.withLock { $0.violations }
 
     case "poison":
         var configuration = Subscription.Configuration()
