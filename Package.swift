@@ -108,6 +108,12 @@ let package = Package(
             swiftSettings: upcomingFeatures
         ),
         .executableTarget(
+            name: "OrderedWorker",
+            dependencies: ["ExampleSupport", "MessageStore"],
+            path: "Examples/OrderedWorker",
+            swiftSettings: upcomingFeatures
+        ),
+        .executableTarget(
             name: "TracedWorker",
             dependencies: [
                 "ExampleSupport",

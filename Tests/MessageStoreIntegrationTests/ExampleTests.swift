@@ -22,6 +22,41 @@ struct ExampleTests {
         try Self.check(output)
     }
 
+    /// Examples/OrderedWorker: every account's deposits done in order, B2's failure retried
+    /// before B3 starts, and the accounts interleaved (handled in parallel).
+    @Test func orderedWorkerKeepsEachAccountsOrder() async throws {
+        let output = try await NATSTestServer.withServer { server in
+            var environment = ProcessInfo.processInfo.environment
+            environment["NATS_URL"] = server.url
+            return try await ChildProcess.run(
+                ChildProcess.builtExecutable(named: "OrderedWorker"),
+                [],
+                environment: environment,
+                timeout: .seconds(30)
+            )
+        }
+        #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
+        let events = output.lines.compactMap { line -> (String, String)? in
+            let words = line.split(separator: " ").map(String.init)
+            guard let verb = words.firstIndex(where: { ["start", "done", "FAIL"].contains($0) }),
+                verb + 1 < words.count
+            else { return nil }
+            return (words[verb], words[verb + 1].trimmingCharacters(in: CharacterSet(charactersIn: ":")))
+        }
+        for account in ["A", "B", "C"] {
+            let done = events.filter { $0.0 == "done" && $0.1.hasPrefix(account) }.map(\.1)
+            #expect(done == (1...5).map { "\(account)\($0)" }, "\(output.stdout)")
+        }
+        let b = events.filter { $0.1.hasPrefix("B") }.map { "\($0.0) \($0.1)" }
+        let failed = try #require(b.firstIndex(of: "FAIL B2"))
+        #expect(b[failed + 1] == "start B2")
+        #expect(b.firstIndex(of: "start B3").map { $0 > failed + 1 } == true)
+        // Parallel: some other account's line comes between a start and its done.
+        let firstStart = try #require(events.firstIndex { $0.0 == "start" })
+        let firstDone = try #require(events.firstIndex { $0.0 == "done" && $0.1 == events[firstStart].1 })
+        #expect(events[(firstStart + 1)..<firstDone].contains { $0.1.first != events[firstStart].1.first })
+    }
+
     /// What the story must show. (Out of the test's async closure: Swift 6.3's region checker
     /// crashes on this many expectations in one.)
     static func check(_ output: ChildProcess.Output) throws {
