@@ -123,6 +123,8 @@ public final class Subscription: Service, Sendable {
     let store: MessageStore
     let handlers: MessageHandlers
     let natsFilter: String
+    /// For a ``DurableMessages`` sequence: where messages go instead of handlers.
+    let sink: DurableSink?
     private let state = Mutex(State.idle)
     let activity = SubscriptionActivity()
     /// Tasks waiting for the subscription to be running (or to have given up starting).
@@ -148,9 +150,11 @@ public final class Subscription: Service, Sendable {
         filter: String,
         consumer: String,
         handlers: MessageHandlers,
-        configuration: Configuration
+        configuration: Configuration,
+        sink: DurableSink? = nil
     ) throws(MessageStoreError) {
         natsFilter = try store.naming.filterSubject(filter)
+        self.sink = sink
         try Self.validate(consumer: consumer, filter: filter, configuration: configuration, naming: store.naming)
         self.store = store
         self.filter = filter
@@ -289,7 +293,8 @@ public final class Subscription: Service, Sendable {
                 publisher: store.publisher,
                 progressThread: store.jetStream.progressThread,
                 isStopping: { [self] in isStopping },
-                activity: activity
+                activity: activity,
+                sink: sink
             ),
             stream: setup.stream,
             deadLetterPrefix: setup.deadLetterPrefix,

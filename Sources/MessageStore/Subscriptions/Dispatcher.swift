@@ -31,6 +31,9 @@ final class Dispatcher: Sendable {
         let isStopping: @Sendable () -> Bool
         /// Where handler starts and acknowledgements are noted, for the subscription's status.
         let activity: SubscriptionActivity
+        /// For ``DurableMessages``: every well-formed message goes to the caller instead of a
+        /// handler. Nil for a worker.
+        var sink: DurableSink? = nil
     }
 
     let context: Context
@@ -132,9 +135,9 @@ final class Dispatcher: Sendable {
         do throws(Envelope.DispatchFailure) {
             let decoded = try Envelope.decodeForDispatch(message.body, using: decoder)
             dispatched = decoded
-            envelope =
-                context.handlers.table[decoded.type] != nil && decoded.payload != nil
-                ? .handled(type: decoded.type) : .unknownType(decoded.type)
+            let handled =
+                context.sink != nil || (context.handlers.table[decoded.type] != nil && decoded.payload != nil)
+            envelope = handled ? .handled(type: decoded.type) : .unknownType(decoded.type)
         } catch {
             switch error {
             case .malformedEnvelope(let detail): envelope = .malformed(detail: detail)
@@ -183,9 +186,16 @@ final class Dispatcher: Sendable {
                 )
             }
         case .run(var attempt, var isLastAttempt, var recordBeforeRunning):
-            guard let dispatched, let payload = dispatched.payload,
-                let handler = context.handlers.table[dispatched.type]
-            else { return }
+            guard let dispatched else { return }
+            let invoke: @Sendable (DeliveryContext) async throws -> Void
+            if let sink = context.sink {
+                let coding = context.bodyCoding
+                invoke = { try await sink.deliver($0, body: message.body, fetched: message, coding: coding) }
+            } else if let payload = dispatched.payload, let handler = context.handlers.table[dispatched.type] {
+                invoke = { try await handler.invoke(payload, $0) }
+            } else {
+                return
+            }
             while true {
                 log.attempt = attempt
                 if recordBeforeRunning {
@@ -208,8 +218,7 @@ final class Dispatcher: Sendable {
                         }
                     }
                     return await run(
-                        handler,
-                        payload: payload,
+                        invoke,
                         envelope: dispatched,
                         message: message,
                         subject: subject,
@@ -274,8 +283,7 @@ final class Dispatcher: Sendable {
     /// `retryInPlace`, a failure to retry is not settled: the delay to wait before running it
     /// again comes back instead (nil otherwise).
     private func run(
-        _ handler: AnyMessageHandler,
-        payload: any MessagePayload,
+        _ invoke: @Sendable (DeliveryContext) async throws -> Void,
         envelope: Envelope.Dispatched,
         message: FetchedMessage,
         subject: String,
@@ -309,7 +317,7 @@ final class Dispatcher: Sendable {
         metrics.inFlight.increment()
         let running = self.context.activity.handlerStarted()
         do {
-            try await handler.invoke(payload, context)
+            try await invoke(context)
         } catch {
             failure = error
         }
@@ -327,8 +335,10 @@ final class Dispatcher: Sendable {
         if let termination = failure as? MessageTermination {
             outcome = .terminated(reason: termination.reason)
         } else if let failure {
-            // Cancelled by the worker (shutdown deadline) or its task: not the message's fault.
-            outcome = Task.isCancelled ? .interrupted : .failed(description: "\(failure)")
+            // Cancelled by the worker (shutdown deadline) or its task, or dropped undecided by a
+            // durable sequence's caller: not the message's fault.
+            outcome =
+                Task.isCancelled || failure is DurableSink.GiveBack ? .interrupted : .failed(description: "\(failure)")
         } else if let reason = termination.requestedReason {
             outcome = .terminated(reason: reason)
         } else {
@@ -340,7 +350,9 @@ final class Dispatcher: Sendable {
             report(message.settle(.ack), log)
             self.context.activity.acknowledged()
             typeMetrics.handled.increment()
-        case .retry(let delay, let record):
+        case .retry(let scheduled, let record):
+            // A durable sequence's caller may name the delay of its nak.
+            let delay = (failure as? DurableSink.NakRequest)?.delay ?? scheduled
             typeMetrics.failed.increment()
             log.error = failure.map { "\($0)" }
             if let record {
