@@ -9,32 +9,14 @@ struct ExampleTests {
     /// both workers, the retry as an event, the log line with the trace id, health while running
     /// and after the stop, and the metrics.
     @Test func tracedWorkerShowsOneTraceHealthAndMetrics() async throws {
-        let output = try await NATSTestServer.withServer { server in
-            var environment = ProcessInfo.processInfo.environment
-            environment["NATS_URL"] = server.url
-            return try await ChildProcess.run(
-                ChildProcess.builtExecutable(named: "TracedWorker"),
-                [],
-                environment: environment,
-                timeout: .seconds(30)
-            )
-        }
+        let output = try await Self.run("TracedWorker")
         try Self.check(output)
     }
 
     /// Examples/OrderedWorker: every account's deposits done in order, B2's failure retried
     /// before B3 starts, and the accounts interleaved (handled in parallel).
     @Test func orderedWorkerKeepsEachAccountsOrder() async throws {
-        let output = try await NATSTestServer.withServer { server in
-            var environment = ProcessInfo.processInfo.environment
-            environment["NATS_URL"] = server.url
-            return try await ChildProcess.run(
-                ChildProcess.builtExecutable(named: "OrderedWorker"),
-                [],
-                environment: environment,
-                timeout: .seconds(30)
-            )
-        }
+        let output = try await Self.run("OrderedWorker")
         #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
         let events = output.lines.compactMap { line -> (String, String)? in
             let words = line.split(separator: " ").map(String.init)
@@ -95,6 +77,20 @@ struct ExampleTests {
             #"message_store_connection_up{connection="default"} 1.0"#,
         ] {
             #expect(output.lines.contains("  " + metric), "\(metric)")
+        }
+    }
+
+    /// Runs the built example `name` against a server of its own, to its end.
+    static func run(_ name: String) async throws -> ChildProcess.Output {
+        try await NATSTestServer.withServer { server in
+            var environment = ProcessInfo.processInfo.environment
+            environment["NATS_URL"] = server.url
+            return try await ChildProcess.run(
+                ChildProcess.builtExecutable(named: name),
+                [],
+                environment: environment,
+                timeout: .seconds(30)
+            )
         }
     }
 
