@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Logging
 import MessageStore
 
 /// `health [CATEGORY…] [--consumer CATEGORY:NAME…]`: exit status 0 when healthy, 1 when not.
@@ -58,11 +57,7 @@ struct HealthCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .critical
-            return handler
-        }
+        StoreOptions.silenceTheLibrarysLogs()
         let configuration = try store.connectionConfiguration()
         var report = Report()
         let connection: NATSConnection

@@ -163,13 +163,18 @@ struct StoreOptions: ParsableArguments {
         return Double(text).map { .milliseconds(Int64($0 * 1000)) }
     }
 
-    /// Connects, runs `body`, and closes; any failure becomes one line on stderr and exit status 1.
-    func withStore(createMissingStreams: Bool = false, _ body: (MessageStore) async throws -> Void) async throws {
+    /// The command speaks for itself: the library logs only what is critical, on stderr.
+    static func silenceTheLibrarysLogs() {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .critical
             return handler
         }
+    }
+
+    /// Connects, runs `body`, and closes; any failure becomes one line on stderr and exit status 1.
+    func withStore(createMissingStreams: Bool = false, _ body: (MessageStore) async throws -> Void) async throws {
+        Self.silenceTheLibrarysLogs()
         let configuration = try connectionConfiguration()
         let connection: NATSConnection
         do {
