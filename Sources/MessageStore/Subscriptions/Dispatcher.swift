@@ -187,12 +187,11 @@ final class Dispatcher: Sendable {
             }
         case .run(var attempt, var isLastAttempt, var recordBeforeRunning):
             guard let dispatched else { return }
-            let invoke: @Sendable (DeliveryContext) async throws -> Void
+            let invocation: Invocation
             if let sink = context.sink {
-                let coding = context.bodyCoding
-                invoke = { try await sink.deliver($0, body: message.body, fetched: message, coding: coding) }
+                invocation = .sink(sink)
             } else if let payload = dispatched.payload, let handler = context.handlers.table[dispatched.type] {
-                invoke = { try await handler.invoke(payload, $0) }
+                invocation = .handler(handler, payload)
             } else {
                 return
             }
@@ -218,7 +217,7 @@ final class Dispatcher: Sendable {
                         }
                     }
                     return await run(
-                        invoke,
+                        invocation,
                         envelope: dispatched,
                         message: message,
                         subject: subject,
@@ -283,7 +282,7 @@ final class Dispatcher: Sendable {
     /// `retryInPlace`, a failure to retry is not settled: the delay to wait before running it
     /// again comes back instead (nil otherwise).
     private func run(
-        _ invoke: @Sendable (DeliveryContext) async throws -> Void,
+        _ invocation: Invocation,
         envelope: Envelope.Dispatched,
         message: FetchedMessage,
         subject: String,
@@ -317,7 +316,12 @@ final class Dispatcher: Sendable {
         metrics.inFlight.increment()
         let running = self.context.activity.handlerStarted()
         do {
-            try await invoke(context)
+            switch invocation {
+            case .handler(let handler, let payload):
+                try await handler.invoke(payload, context)
+            case .sink(let sink):
+                try await sink.deliver(context, body: message.body, fetched: message, coding: self.context.bodyCoding)
+            }
         } catch {
             failure = error
         }
@@ -497,6 +501,13 @@ final class Dispatcher: Sendable {
             metadata: log.metadata.merging([LogKey.error: "\(error)"]) { $1 }
         )
     }
+}
+
+/// What runs an admitted message: the handler of its type, or a durable sequence's caller. A
+/// value, not a closure: nothing is allocated for it per message.
+enum Invocation: Sendable {
+    case handler(AnyMessageHandler, any MessagePayload)
+    case sink(DurableSink)
 }
 
 /// What a log line about one message says, formatted only when the line is logged.
