@@ -41,17 +41,17 @@ struct HealthCommand: AsyncParsableCommand {
     var json = false
 
     private var namedConsumers: [(category: String, name: String)] {
-        consumers.compactMap { text in
-            let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-            return parts.count == 2 && !parts[0].isEmpty && !parts[1].isEmpty ? (parts[0], parts[1]) : nil
-        }
+        consumers.compactMap(Self.categoryAndName)
+    }
+
+    /// `CATEGORY:NAME` split, or nil when either part is missing.
+    private static func categoryAndName(_ text: String) -> (category: String, name: String)? {
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        return parts.count == 2 && !parts[0].isEmpty && !parts[1].isEmpty ? (parts[0], parts[1]) : nil
     }
 
     func validate() throws {
-        if let bad = consumers.first(where: { text in
-            let parts = text.split(separator: ":", maxSplits: 1)
-            return parts.count != 2 || parts.contains { $0.isEmpty }
-        }) {
+        if let bad = consumers.first(where: { Self.categoryAndName($0) == nil }) {
             throw ValidationError("--consumer \(bad) is not CATEGORY:NAME, such as orders:billing")
         }
     }
