@@ -38,6 +38,7 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
             case invalidHeader
             case invalidMessageID
             case cancelled
+            case unsupportedServer
         }
 
         private let base: Base
@@ -82,6 +83,9 @@ public struct MessageStoreError: Error, Sendable, CustomStringConvertible {
         public static let streamUnavailable = Code(.streamUnavailable)
         /// The task was cancelled before the operation finished.
         public static let cancelled = Code(.cancelled)
+        /// The server is too old for what was asked, such as a partitioned group (NATS 2.10 or
+        /// later); the message says which version is needed.
+        public static let unsupportedServer = Code(.unsupportedServer)
         /// JetStream refused the request; see ``MessageStoreError/jetStreamErrorCode``.
         public static let serverError = Code(.serverError)
         /// A payload could not be encoded as JSON.

@@ -125,6 +125,9 @@ public final class Subscription: Service, Sendable {
     let natsFilter: String
     /// For a ``DurableMessages`` sequence: where messages go instead of handlers.
     let sink: DurableSink?
+    /// For a member of a partitioned group: the partition it reads instead of the stream
+    /// covering its filter.
+    let partition: Partition?
     private let state = Mutex(State.idle)
     let activity = SubscriptionActivity()
     /// Tasks waiting for the subscription to be running (or to have given up starting).
@@ -151,10 +154,13 @@ public final class Subscription: Service, Sendable {
         consumer: String,
         handlers: MessageHandlers,
         configuration: Configuration,
-        sink: DurableSink? = nil
+        sink: DurableSink? = nil,
+        partition: Partition? = nil
     ) throws(MessageStoreError) {
-        natsFilter = try store.naming.filterSubject(filter)
+        let applicationFilter = try store.naming.filterSubject(filter)
+        natsFilter = partition?.natsFilter ?? applicationFilter
         self.sink = sink
+        self.partition = partition
         try Self.validate(consumer: consumer, filter: filter, configuration: configuration, naming: store.naming)
         self.store = store
         self.filter = filter
@@ -287,7 +293,7 @@ public final class Subscription: Service, Sendable {
                 filter: filter,
                 handlers: handlers,
                 configuration: configuration,
-                naming: store.naming,
+                deliveredPrefix: partition?.deliveredPrefix ?? store.naming.subjectPrefix,
                 bodyCoding: store.configuration.bodyCoding,
                 logger: store.logger,
                 publisher: store.publisher,
@@ -316,7 +322,12 @@ public final class Subscription: Service, Sendable {
         // grace period without cancelling the rest of `run()`.
         let (started, start) = AsyncStream.makeStream(of: Void.self)
         let keyed = configuration.ordering.key.map {
-            KeyedDispatch(dispatcher: dispatcher, key: $0, limit: configuration.maxConcurrentHandlers)
+            KeyedDispatch(
+                dispatcher: dispatcher,
+                key: $0,
+                limit: configuration.maxConcurrentHandlers,
+                slots: partition?.slots
+            )
         }
         let dispatching = Task {
             for await _ in started { break }
@@ -452,6 +463,17 @@ public final class Subscription: Service, Sendable {
 }
 
 extension Subscription {
+    /// One partition of a partitioned group's stream, as one of its members reads it.
+    struct Partition: Sendable {
+        let stream: String
+        /// The partition's subjects, such as `$GROUP.<stream>.3.>`.
+        let natsFilter: String
+        /// What its subjects start with before the application subject.
+        let deliveredPrefix: String
+        /// The member's handler slots, shared by every partition it holds.
+        let slots: HandlerSlots
+    }
+
     struct Setup {
         var stream: String
         var subscription: PullSubscription
@@ -517,7 +539,10 @@ extension Subscription {
             _ = try await ensureStream(covering: deadLetter + ".>", purpose: "the dead-letter subject \(deadLetter)")
             deadLetterPrefix = deadLetter + "."
         }
-        let stream = try await ensureStream(covering: filter, purpose: "the subscription filter \(filter)")
+        let stream =
+            if let partition { partition.stream } else {
+                try await ensureStream(covering: filter, purpose: "the subscription filter \(filter)")
+            }
         let consumerInfo = try await ensureConsumer(stream: stream)
         let replicas = try await store.jetStream.streamInfo(stream).config.numReplicas ?? 1
         let ledger = try await AttemptLedger.prepare(
@@ -588,10 +613,19 @@ extension Subscription {
         }
     }
 
-    /// The name of the stream covering `applicationFilter`, created when the store may.
     private func ensureStream(covering applicationFilter: String, purpose: String) async throws(MessageStoreError)
         -> String
     {
+        try await Self.ensureStream(store: store, covering: applicationFilter, purpose: purpose, consumer: consumer)
+    }
+
+    /// The name of the stream covering `applicationFilter`, created when the store may.
+    static func ensureStream(
+        store: MessageStore,
+        covering applicationFilter: String,
+        purpose: String,
+        consumer: String
+    ) async throws(MessageStoreError) -> String {
         if let stream = try await store.stream(for: applicationFilter) {
             return stream.name
         }

@@ -112,9 +112,10 @@ extension JetStream {
         var allowRollupHdrs: Bool?
         var denyDelete: Bool?
         var allowDirect: Bool?
+        var sources: [StreamSource]?
 
         enum CodingKeys: String, CodingKey {
-            case name, subjects, retention, storage, discard
+            case name, subjects, retention, storage, discard, sources
             case maxMsgsPerSubject = "max_msgs_per_subject"
             case allowRollupHdrs = "allow_rollup_hdrs"
             case denyDelete = "deny_delete"
@@ -126,6 +127,28 @@ extension JetStream {
             case maxMsgSize = "max_msg_size"
             case numReplicas = "num_replicas"
             case duplicateWindow = "duplicate_window"
+        }
+    }
+
+    /// A stream another stream copies messages from (`sources`), optionally with subject
+    /// transforms (NATS 2.10 or later: an older server drops them from the configuration).
+    struct StreamSource: Codable, Sendable, Equatable {
+        var name: String
+        var subjectTransforms: [SubjectTransform]?
+
+        enum CodingKeys: String, CodingKey {
+            case name
+            case subjectTransforms = "subject_transforms"
+        }
+    }
+
+    struct SubjectTransform: Codable, Sendable, Equatable {
+        var source: String
+        var destination: String
+
+        enum CodingKeys: String, CodingKey {
+            case source = "src"
+            case destination = "dest"
         }
     }
 
@@ -141,6 +164,8 @@ extension JetStream {
         var lastTs: String?
         /// How many distinct subjects hold messages.
         var numSubjects: Int?
+        /// Messages per subject, when the request asked for a subjects filter.
+        var subjects: [String: UInt64]?
 
         enum CodingKeys: String, CodingKey {
             case messages, bytes
@@ -150,6 +175,7 @@ extension JetStream {
             case firstTs = "first_ts"
             case lastTs = "last_ts"
             case numSubjects = "num_subjects"
+            case subjects
         }
     }
 
@@ -233,6 +259,48 @@ extension JetStream {
 
     private struct SuccessResponse: Decodable {
         var success: Bool?
+    }
+
+    private struct SubjectsFilter: Encodable {
+        var subjectsFilter: String
+
+        enum CodingKeys: String, CodingKey {
+            case subjectsFilter = "subjects_filter"
+        }
+    }
+
+    /// The subjects of `stream` matching `natsFilter` that hold messages, with their counts.
+    func subjects(of stream: String, matching natsFilter: String) async throws(MessageStoreError) -> [String: UInt64] {
+        try await call(
+            "STREAM.INFO." + stream,
+            SubjectsFilter(subjectsFilter: natsFilter),
+            as: StreamInfo.self,
+            context: .init(operation: "listing the subjects of stream \(stream)", stream: stream)
+        ).state.subjects ?? [:]
+    }
+
+    private struct PurgeRequest: Encodable {
+        var filter: String
+    }
+
+    /// Removes every message of `stream` on `natsSubject`.
+    func purge(stream: String, natsSubject: String) async throws(MessageStoreError) {
+        _ = try await call(
+            "STREAM.PURGE." + stream,
+            PurgeRequest(filter: natsSubject),
+            as: SuccessResponse.self,
+            context: .init(operation: "purging \(natsSubject) from stream \(stream)", stream: stream)
+        )
+    }
+
+    /// Changes the configuration of an existing stream.
+    func updateStream(_ config: StreamConfig) async throws(MessageStoreError) -> StreamInfo {
+        try await call(
+            "STREAM.UPDATE." + config.name,
+            config,
+            as: StreamInfo.self,
+            context: .init(operation: "updating stream \(config.name)", stream: config.name)
+        )
     }
 
     func deleteStream(_ name: String) async throws(MessageStoreError) {

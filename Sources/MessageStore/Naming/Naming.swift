@@ -34,10 +34,15 @@ struct Naming: Sendable, Hashable {
 
     /// The application subject for a NATS subject, or the subject unchanged when it lacks the prefix.
     func applicationSubject(_ natsSubject: String) -> String {
+        Self.cutting(subjectPrefix, from: natsSubject)
+    }
+
+    /// `natsSubject` without `prefix`, or unchanged when it does not start with it.
+    static func cutting(_ prefix: String, from natsSubject: String) -> String {
         // Compared and cut as UTF-8 bytes, which is what NATS compares: `dropFirst` would count
         // characters, and a prefix such as "ü" has more bytes than characters.
-        guard !subjectPrefix.isEmpty, natsSubject.utf8.starts(with: subjectPrefix.utf8) else { return natsSubject }
-        return String(Substring(natsSubject.utf8.dropFirst(subjectPrefix.utf8.count)))
+        guard !prefix.isEmpty, natsSubject.utf8.starts(with: prefix.utf8) else { return natsSubject }
+        return String(Substring(natsSubject.utf8.dropFirst(prefix.utf8.count)))
     }
 
     /// The name of the stream the store creates for `category`.

@@ -19,7 +19,9 @@ final class Dispatcher: Sendable {
         let filter: String
         let handlers: MessageHandlers
         let configuration: Subscription.Configuration
-        let naming: Naming
+        /// What delivered subjects start with before the application subject: the store's
+        /// prefix, or a partition's subjects for a member of a partitioned group.
+        let deliveredPrefix: String
         /// How message bodies are decoded.
         let bodyCoding: BodyCoding
         let logger: Logger
@@ -34,6 +36,11 @@ final class Dispatcher: Sendable {
         /// For ``DurableMessages``: every well-formed message goes to the caller instead of a
         /// handler. Nil for a worker.
         var sink: DurableSink? = nil
+
+        /// The application subject of a delivered message.
+        func applicationSubject(_ natsSubject: String) -> String {
+            Naming.cutting(deliveredPrefix, from: natsSubject)
+        }
     }
 
     let context: Context
@@ -119,8 +126,7 @@ final class Dispatcher: Sendable {
     func process(_ message: FetchedMessage, retryingInPlace: Bool) async {
         // Given back already (the worker is stopping), or taken by another path.
         guard message.start() else { return }
-        let naming = context.naming
-        let subject = naming.applicationSubject(message.natsSubject)
+        let subject = context.applicationSubject(message.natsSubject)
         // Log metadata is built only when a line is actually logged: swift-log takes it as an
         // autoclosure, and formatting it for every message would cost more than dispatching it.
         var log = LogContext(

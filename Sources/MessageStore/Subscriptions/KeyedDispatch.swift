@@ -20,12 +20,16 @@ final class KeyedDispatch: Sendable {
     private let dispatcher: Dispatcher
     private let key: @Sendable (String) -> String
     private let limit: Int
+    /// Handler slots shared with other subscriptions (the partitions of a group member), taken
+    /// for each message on top of `limit`.
+    private let slots: HandlerSlots?
     private let state = Mutex(State())
 
-    init(dispatcher: Dispatcher, key: @escaping @Sendable (String) -> String, limit: Int) {
+    init(dispatcher: Dispatcher, key: @escaping @Sendable (String) -> String, limit: Int, slots: HandlerSlots? = nil) {
         self.dispatcher = dispatcher
         self.key = key
         self.limit = max(limit, 1)
+        self.slots = slots
     }
 
     /// Dispatches every batch of `batches`, calling `batchDone` once each is queued; returns
@@ -43,7 +47,7 @@ final class KeyedDispatch: Sendable {
 
     /// Queues `batch`; returns the keys that need a runner started now.
     private func enqueue(_ batch: [FetchedMessage]) -> [String] {
-        let keyed = batch.map { (key(dispatcher.context.naming.applicationSubject($0.natsSubject)), $0) }
+        let keyed = batch.map { (key(dispatcher.context.applicationSubject($0.natsSubject)), $0) }
         return state.withLock { state in
             var start: [String] = []
             for (key, message) in keyed {
@@ -69,7 +73,13 @@ final class KeyedDispatch: Sendable {
         while true {
             var message = head(of: key)
             while let current = message {
-                await dispatcher.process(current, retryingInPlace: true)
+                if let slots {
+                    await slots.acquire()
+                    await dispatcher.process(current, retryingInPlace: true)
+                    slots.release()
+                } else {
+                    await dispatcher.process(current, retryingInPlace: true)
+                }
                 message = next(of: key)
             }
             guard let following = takeWaitingKey() else { return }
@@ -104,6 +114,51 @@ final class KeyedDispatch: Sendable {
     /// How many keys have messages queued or running (tests).
     var activeKeyCount: Int {
         state.withLock { $0.queues.count }
+    }
+}
+
+/// A counting semaphore for handlers: at most `count` holders at once, the others wait in
+/// the order they came.
+final class HandlerSlots: Sendable {
+    private struct State {
+        var free: Int
+        var waiting = FIFO<CheckedContinuation<Void, Never>>()
+    }
+
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(free: max(count, 1)))
+    }
+
+    func acquire() async {
+        let taken = state.withLock { state -> Bool in
+            guard state.free > 0 else { return false }
+            state.free -= 1
+            return true
+        }
+        if taken { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { state -> Bool in
+                if state.free > 0 {
+                    state.free -= 1
+                    return true
+                }
+                state.waiting.append(continuation)
+                return false
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    /// Hands the slot to the longest waiting task, or frees it.
+    func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let next = state.waiting.removeFirst() { return next }
+            state.free += 1
+            return nil
+        }
+        next?.resume()
     }
 }
 
