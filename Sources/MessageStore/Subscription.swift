@@ -312,6 +312,8 @@ public final class Subscription: Service, Sendable {
             batchSize: { prefetch.batchSize },
             longPoll: configuration.idlePollInterval,
             maxBatchesInFlight: batchesInFlight,
+            // A partition's next holder must get what this one gives back before anything newer.
+            endsRequestsAtStop: partition == nil,
             logger: store.logger,
             fetched: { [activity] batch in
                 activity.fetched()
@@ -326,7 +328,8 @@ public final class Subscription: Service, Sendable {
                 dispatcher: dispatcher,
                 key: $0,
                 limit: configuration.maxConcurrentHandlers,
-                slots: partition?.slots
+                slots: partition?.slots,
+                takeover: setup.takeover
             )
         }
         let dispatching = Task {
@@ -370,6 +373,7 @@ public final class Subscription: Service, Sendable {
         } onCancel: {
             dispatching.cancel()
         }
+        setup.subscription.unsubscribe()
         // Not awaited: a request to a frozen server may take its whole time-out to fail.
         polling?.cancel()
         progress.stop()
@@ -480,6 +484,8 @@ extension Subscription {
         /// `<dead-letter subject>.` as an application subject prefix, when dead-lettering.
         var deadLetterPrefix: String?
         var ledger: AttemptLedger
+        /// For a partition that another member left with messages unacknowledged.
+        var takeover: KeyedDispatch.Takeover?
     }
 
     static func validate(
@@ -557,7 +563,25 @@ extension Subscription {
             consumer: consumer,
             acknowledges: true
         )
-        return Setup(stream: stream, subscription: subscription, deadLetterPrefix: deadLetterPrefix, ledger: ledger)
+        var takeover: KeyedDispatch.Takeover?
+        if partition != nil, consumerInfo.numAckPending > 0 {
+            takeover = KeyedDispatch.Takeover(
+                boundary: consumerInfo.delivered.streamSeq,
+                outstanding: consumerInfo.numAckPending,
+                deadline: .now + configuration.ackWait * 2
+            )
+            store.logger.debug(
+                "taking over a partition with unacknowledged messages: newer ones wait for them",
+                metadata: logMetadata.merging(["count": "\(consumerInfo.numAckPending)"]) { $1 }
+            )
+        }
+        return Setup(
+            stream: stream,
+            subscription: subscription,
+            deadLetterPrefix: deadLetterPrefix,
+            ledger: ledger,
+            takeover: takeover
+        )
     }
 
     /// Creates the durable consumer, or brings an existing one's settings up to date.

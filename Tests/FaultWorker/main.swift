@@ -22,6 +22,13 @@ struct Poison: MessagePayload {
     var value: Int
 }
 
+/// Wall-clock nanoseconds, comparable between the processes of one machine.
+@Sendable func now() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+}
+
 func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
@@ -59,8 +66,31 @@ let worker = try store.subscription(
         },
     configuration: configuration
 )
+// With GROUP set, a member of that partitioned group over `jobs.*` instead, printing
+// `gstart <key> <value> <attempt> <wall ns>` and `ghandled <key> <value> <wall ns>`.
+var service: any Service = worker
+if let groupName = environment["GROUP"] {
+    var groupConfiguration = PartitionedGroup.Configuration(partitions: 12)
+    groupConfiguration.heartbeatInterval = .milliseconds(250)
+    groupConfiguration.worker.ackWait = configuration.ackWait
+    groupConfiguration.worker.idlePollInterval = .milliseconds(500)
+    groupConfiguration.worker.maxConcurrentHandlers = Int(environment["CONCURRENCY"] ?? "") ?? 16
+    groupConfiguration.worker.batchSize = 64
+    groupConfiguration.worker.maxAckPending = 256
+    service = try store.partitionedGroup(
+        groupName,
+        to: "jobs.*",
+        handlers: MessageHandlers().handling(Job.self) { message in
+            let key = message.subject.split(separator: ".").last.map(String.init) ?? ""
+            emit("gstart \(key) \(message.data.value) \(message.attempt) \(now())")
+            try await Task.sleep(for: jobTime)
+            emit("ghandled \(key) \(message.data.value) \(now())")
+        },
+        configuration: groupConfiguration
+    )
+}
 emit("ready")
-let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm], logger: logger)
+let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm], logger: logger)
 try await group.run()
 await connection.close()
 emit("stopped")

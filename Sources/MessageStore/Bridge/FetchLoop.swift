@@ -17,6 +17,10 @@ final class FetchLoop: @unchecked Sendable {
     private let longPoll: Duration
     private let maxBatchesInFlight: Int
     private let logger: Logger
+    /// Whether ``stop()`` unsubscribes, which ends a request under way at once; otherwise the
+    /// request is let finish (a long poll: until it expires), so that nothing the server sends
+    /// for it is lost on an inbox nobody reads, to come back only after the ack wait.
+    private let endsRequestsAtStop: Bool
     private let condition = ConditionLock()
     private var batchesInFlight = 0
     private var stopping = false
@@ -30,10 +34,12 @@ final class FetchLoop: @unchecked Sendable {
         batchSize: @escaping @Sendable () -> Int,
         longPoll: Duration,
         maxBatchesInFlight: Int = 2,
+        endsRequestsAtStop: Bool = true,
         logger: Logger,
         fetched: @escaping @Sendable ([FetchedMessage]) -> Void = { _ in }
     ) {
         self.subscription = subscription
+        self.endsRequestsAtStop = endsRequestsAtStop
         self.batchSize = batchSize
         self.fetched = fetched
         self.longPoll = longPoll
@@ -54,13 +60,14 @@ final class FetchLoop: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Stops fetching: wakes a blocked fetch and ends ``batches`` after the current fetch.
+    /// Stops fetching: ends ``batches`` after the current fetch, which it wakes at once when
+    /// `endsRequestsAtStop`.
     func stop() {
         condition.lock()
         stopping = true
         condition.broadcast()
         condition.unlock()
-        subscription.unsubscribe()
+        if endsRequestsAtStop { subscription.unsubscribe() }
     }
 
     private var isStopping: Bool {

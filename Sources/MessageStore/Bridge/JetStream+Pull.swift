@@ -25,6 +25,7 @@ extension PullSubscription {
         batchSize: @escaping @Sendable () -> Int,
         longPoll: Duration,
         maxBatchesInFlight: Int,
+        endsRequestsAtStop: Bool = true,
         logger: Logger,
         fetched: @escaping @Sendable ([FetchedMessage]) -> Void
     ) -> FetchLoop {
@@ -33,6 +34,7 @@ extension PullSubscription {
             batchSize: batchSize,
             longPoll: longPoll,
             maxBatchesInFlight: maxBatchesInFlight,
+            endsRequestsAtStop: endsRequestsAtStop,
             logger: logger,
             fetched: fetched
         )

@@ -15,6 +15,24 @@ final class KeyedDispatch: Sendable {
         /// Keys with messages and no runner, in the order they came.
         var waiting = FIFO<String>()
         var runners = 0
+        var takeover: Takeover?
+        /// Messages newer than the takeover's boundary, in the order they came, while it holds.
+        var held: [FetchedMessage] = []
+    }
+
+    /// A partition taken over from another member that left messages unacknowledged: they come
+    /// back (given back at once, or after their ack wait when it crashed), in no particular
+    /// order, and the server may send newer messages first. Until every one of them is back (or
+    /// the wait bound passes), what comes is held, then queued in stream order, so that no
+    /// key's newer message runs before its older one.
+    struct Takeover: Sendable {
+        /// The last stream sequence the consumer had delivered when this holder took over.
+        var boundary: UInt64
+        /// How many messages were unacknowledged then.
+        var outstanding: Int
+        var returned: Set<UInt64> = []
+        /// When to stop waiting for them.
+        var deadline: ContinuousClock.Instant
     }
 
     private let dispatcher: Dispatcher
@@ -25,24 +43,52 @@ final class KeyedDispatch: Sendable {
     private let slots: HandlerSlots?
     private let state = Mutex(State())
 
-    init(dispatcher: Dispatcher, key: @escaping @Sendable (String) -> String, limit: Int, slots: HandlerSlots? = nil) {
+    init(
+        dispatcher: Dispatcher,
+        key: @escaping @Sendable (String) -> String,
+        limit: Int,
+        slots: HandlerSlots? = nil,
+        takeover: Takeover? = nil
+    ) {
         self.dispatcher = dispatcher
         self.key = key
         self.limit = max(limit, 1)
         self.slots = slots
+        state.withLock { $0.takeover = takeover }
     }
 
     /// Dispatches every batch of `batches`, calling `batchDone` once each is queued; returns
     /// when the batches end and every runner is done.
     func run(_ batches: AsyncStream<[FetchedMessage]>, batchDone: @escaping @Sendable () -> Void) async {
         await withDiscardingTaskGroup { group in
+            if let deadline = state.withLock({ $0.takeover?.deadline }) {
+                // The bound on a takeover's wait: then the held messages go on regardless.
+                group.addTask {
+                    while ContinuousClock.now < deadline && self.isHolding {
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                    let start = self.state.withLock { state in self.endTakeover(&state) }
+                    await withDiscardingTaskGroup { runners in
+                        for key in start { runners.addTask { await self.drain(startingWith: key) } }
+                    }
+                }
+            }
             for await batch in batches {
                 for key in enqueue(batch) {
                     group.addTask { await self.drain(startingWith: key) }
                 }
                 batchDone()
             }
+            // Nothing more comes: the bound's task need not wait (what is held was given back).
+            state.withLock { state in
+                state.takeover = nil
+                state.held = []
+            }
         }
+    }
+
+    private var isHolding: Bool {
+        state.withLock { $0.takeover != nil }
     }
 
     /// Queues `batch`; returns the keys that need a runner started now.
@@ -51,20 +97,51 @@ final class KeyedDispatch: Sendable {
         return state.withLock { state in
             var start: [String] = []
             for (key, message) in keyed {
-                if state.queues[key] != nil {
-                    state.queues[key]?.append(message)
+                if var takeover = state.takeover {
+                    state.held.append(message)
+                    if message.streamSequence <= takeover.boundary {
+                        takeover.returned.insert(message.streamSequence)
+                        state.takeover = takeover
+                        if takeover.returned.count >= takeover.outstanding { start += endTakeover(&state) }
+                    }
                     continue
                 }
-                state.queues[key] = FIFO([message])
-                if state.runners < limit {
-                    state.runners += 1
-                    start.append(key)
-                } else {
-                    state.waiting.append(key)
-                }
+                enqueue(message, key: key, in: &state, start: &start)
             }
             return start
         }
+    }
+
+    private func enqueue(_ message: FetchedMessage, key: String, in state: inout State, start: inout [String]) {
+        if state.queues[key] != nil {
+            state.queues[key]?.append(message)
+            return
+        }
+        state.queues[key] = FIFO([message])
+        if state.runners < limit {
+            state.runners += 1
+            start.append(key)
+        } else {
+            state.waiting.append(key)
+        }
+    }
+
+    /// Ends a takeover's wait: the held messages are queued in stream order (the server
+    /// returns a crashed holder's messages in no particular order).
+    private func endTakeover(_ state: inout State) -> [String] {
+        guard state.takeover != nil else { return [] }
+        state.takeover = nil
+        var start: [String] = []
+        for message in state.held.sorted(by: { $0.streamSequence < $1.streamSequence }) {
+            enqueue(
+                message,
+                key: key(dispatcher.context.applicationSubject(message.natsSubject)),
+                in: &state,
+                start: &start
+            )
+        }
+        state.held = []
+        return start
     }
 
     /// Handles the messages of `first`, then of each waiting key, until none waits.
@@ -73,7 +150,12 @@ final class KeyedDispatch: Sendable {
         while true {
             var message = head(of: key)
             while let current = message {
-                if let slots {
+                // Stopping: what has not started goes back, in order, including what a fetch
+                // still under way brought after the stop gave back the rest; handling it here
+                // would put it before its key's given-back messages.
+                if dispatcher.context.isStopping() && !dispatcher.isServersLastDelivery(current) {
+                    current.giveBackIfWaiting()
+                } else if let slots {
                     await slots.acquire()
                     await dispatcher.process(current, retryingInPlace: true)
                     slots.release()
