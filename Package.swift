@@ -114,6 +114,18 @@ let package = Package(
             swiftSettings: upcomingFeatures
         ),
         .executableTarget(
+            name: "GroupWorker",
+            dependencies: [
+                "ExampleSupport",
+                "MessageStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/GroupWorker",
+            swiftSettings: upcomingFeatures
+        ),
+        .executableTarget(
             name: "TracedWorker",
             dependencies: [
                 "ExampleSupport",

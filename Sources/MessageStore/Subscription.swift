@@ -373,7 +373,8 @@ public final class Subscription: Service, Sendable {
         } onCancel: {
             dispatching.cancel()
         }
-        setup.subscription.unsubscribe()
+        // A partition's fetch was let finish rather than woken (see `endsRequestsAtStop`).
+        if partition != nil { setup.subscription.unsubscribe() }
         // Not awaited: a request to a frozen server may take its whole time-out to fail.
         polling?.cancel()
         progress.stop()

@@ -39,6 +39,18 @@ struct ExampleTests {
         #expect(events[(firstStart + 1)..<firstDone].contains { $0.1.first != events[firstStart].1.first })
     }
 
+    /// Examples/GroupWorker: two member processes split the accounts; after one leaves, the
+    /// other takes its partitions over; every account's transfers in order and once.
+    @Test(.enabled(if: testServerHasSubjectTransforms)) func groupWorkerHandsPartitionsOver() async throws {
+        let output = try await Self.run("GroupWorker")
+        #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
+        #expect(output.stdout.contains("every account in order and once: yes"), "\(output.stdout)")
+        #expect(output.stdout.contains("bob    holds partitions [0, 1, 2, 3]"), "\(output.stdout)")
+        #expect(output.stdout.contains("alice  left the group"))
+        let handledByAlice = output.lines.count { $0.hasPrefix("  alice  handled ") }
+        #expect(handledByAlice > 0 && handledByAlice < 48)
+    }
+
     /// What the story must show. (Out of the test's async closure: Swift 6.3's region checker
     /// crashes on this many expectations in one.)
     static func check(_ output: ChildProcess.Output) throws {

@@ -143,7 +143,7 @@ struct PartitionedGroupTests {
             try await withRunning(members: [first]) {
                 try await withRunning(members: [second]) {
                     try await handled.wait(forCount: keys * 10, timeout: .seconds(30))
-                    try await Self.waitUntil("the partitions are split 4 and 4") {
+                    try await waitUntil("the partitions are split 4 and 4") {
                         first.partitions.count == 4 && second.partitions.count == 4
                     }
                     #expect(Set(first.partitions).isDisjoint(with: second.partitions))
@@ -151,7 +151,7 @@ struct PartitionedGroupTests {
                     try await handled.wait(forCount: keys * 20, timeout: .seconds(30))
                 }
                 // The second left: the first holds all eight and goes on.
-                try await Self.waitUntil("the first member holds every partition") { first.partitions.count == 8 }
+                try await waitUntil("the first member holds every partition") { first.partitions.count == 8 }
                 try await publish(values: 20..<30)
                 try await handled.wait(forCount: keys * 30, timeout: .seconds(30))
             }
@@ -164,16 +164,5 @@ struct PartitionedGroupTests {
         #expect(handled.count == keys * perKey, "duplicates: \(handled.count - keys * perKey)")
         #expect(Set(handled).count == keys * perKey)
         #expect(checker.succeeded.values.allSatisfy { $0 == Array(0..<perKey) })
-    }
-
-    static func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("timed out waiting until \(what)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
     }
 }
