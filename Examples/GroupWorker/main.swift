@@ -2,12 +2,12 @@
 //
 //   swift run GroupWorker          (needs NATS server 2.10 or later)
 //
-// It publishes 48 transfers over 8 accounts to bank.transfer.<account>, then starts itself twice
-// more as the members "alice" and "bob" of the group "bank-workers". The accounts are divided
-// between them: each line shows which member handled which transfer. Halfway, alice is stopped
-// (SIGTERM, as a rolling deploy would): she finishes what she holds and gives her partitions up,
-// and bob takes them over, so every account's transfers are still handled in order, once. The
-// example deletes its streams when it is done.
+// It starts itself twice more as the members "alice" and "bob" of the group "bank-workers", then
+// publishes 48 transfers over 8 accounts to bank.transfer.<account>. The accounts are divided
+// between the members: each line shows which member handled which transfer. Halfway, alice is
+// stopped (SIGTERM, as a rolling deploy would): she finishes what she holds and gives her
+// partitions up, and bob takes them over, so every account's transfers are still handled in
+// order, once. The example deletes its streams when it is done.
 
 import ExampleSupport
 import Foundation
@@ -74,6 +74,8 @@ final class MemberProcess: Sendable {
     let name: String
     /// The transfers it handled, in order.
     let handled = Lines()
+    /// The partitions it said it holds, last.
+    let holds = Holdings()
     private let process: Process
 
     init(name: String) throws {
@@ -86,6 +88,7 @@ final class MemberProcess: Sendable {
         try process.run()
         self.process = process
         let handled = handled
+        let holds = holds
         Thread.detachNewThread {
             var pending = Data()
             while true {
@@ -97,6 +100,10 @@ final class MemberProcess: Sendable {
                     pending.removeSubrange(pending.startIndex...newline)
                     say("  \(name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(line)")
                     if line.hasPrefix("handled ") { handled.append(String(line.dropFirst(8))) }
+                    if line.hasPrefix("holds partitions ") {
+                        let list = line.dropFirst(17).filter { $0.isNumber || $0 == "," }
+                        holds.set(list.split(separator: ",").compactMap { Int($0) })
+                    }
                 }
             }
         }
@@ -104,9 +111,19 @@ final class MemberProcess: Sendable {
 
     var count: Int { handled.all.count }
 
+    var partitions: [Int] { holds.partitions }
+
     func terminate() { process.terminate() }
 
     func waitForExit() { process.waitUntilExit() }
+}
+
+final class Holdings: Sendable {
+    private let held = Mutex<[Int]>([])
+
+    func set(_ partitions: [Int]) { held.withLock { $0 = partitions } }
+
+    var partitions: [Int] { held.withLock { $0 } }
 }
 
 final class Lines: Sendable {
@@ -130,6 +147,11 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "member" {
 } else {
     try await runExample("GroupWorker") { store in
         try await store.ensureStream("bank")
+        say("Starting members alice and bob of \(group):")
+        let alice = try MemberProcess(name: "alice")
+        let bob = try MemberProcess(name: "bob")
+        // Both in the group before the work comes, so that the story shows them sharing it.
+        try await waitUntil { !alice.partitions.isEmpty && alice.partitions.count + bob.partitions.count == 4 }
         var transfers: [OutgoingMessage] = []
         for number in 1...perAccount {
             for account in accounts {
@@ -140,10 +162,7 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "member" {
         }
         for result in await store.publish(contentsOf: transfers) { _ = try result.get() }
         say("Published \(transfers.count) transfers over accounts \(accounts.joined(separator: " ")), interleaved.")
-        say("Starting members alice and bob of \(group):")
         let total = transfers.count
-        let alice = try MemberProcess(name: "alice")
-        let bob = try MemberProcess(name: "bob")
         try await waitUntil { alice.count + bob.count >= total / 2 }
         say("Stopping alice (SIGTERM): she finishes and hands her partitions to bob.")
         alice.terminate()
