@@ -49,34 +49,50 @@ public struct MessageHandlers: Sendable {
 /// A handler with its payload type erased, so handlers of different types share one table.
 struct AnyMessageHandler: Sendable {
     let payloadType: any MessagePayload.Type
+    /// A batch handler's bounds and binding; nil for a handler of one message at a time.
+    let batching: BatchHandling?
     let invoke: @Sendable (any MessagePayload, DeliveryContext) async throws -> Void
+
+    init(
+        payloadType: any MessagePayload.Type,
+        batching: BatchHandling?,
+        invoke: @escaping @Sendable (any MessagePayload, DeliveryContext) async throws -> Void
+    ) {
+        self.payloadType = payloadType
+        self.batching = batching
+        self.invoke = invoke
+    }
 
     init<Payload: MessagePayload>(
         _: Payload.Type,
+        batching: BatchHandling? = nil,
         _ handler: @escaping @Sendable (ReceivedMessage<Payload>) async throws -> Void
     ) {
-        payloadType = Payload.self
-        invoke = { payload, context in
+        self.init(payloadType: Payload.self, batching: batching) { payload, context in
             // The dispatcher decoded `payload` with this handler's own `payloadType`.
-            let data = payload as! Payload
-            try await handler(
-                ReceivedMessage(
-                    data: data,
-                    type: context.type,
-                    subject: context.subject,
-                    sequence: context.sequence,
-                    timestamp: context.timestamp,
-                    metadata: context.metadata,
-                    headers: context.headers,
-                    attempt: context.attempt,
-                    maxAttempts: context.maxAttempts,
-                    isLastAttempt: context.isLastAttempt,
-                    stream: context.stream,
-                    consumer: context.consumer,
-                    termination: context.termination
-                )
-            )
+            try await handler(Self.received(payload as! Payload, context))
         }
+    }
+
+    /// The message a handler receives.
+    static func received<Payload: MessagePayload>(_ data: Payload, _ context: DeliveryContext) -> ReceivedMessage<
+        Payload
+    > {
+        ReceivedMessage(
+            data: data,
+            type: context.type,
+            subject: context.subject,
+            sequence: context.sequence,
+            timestamp: context.timestamp,
+            metadata: context.metadata,
+            headers: context.headers,
+            attempt: context.attempt,
+            maxAttempts: context.maxAttempts,
+            isLastAttempt: context.isLastAttempt,
+            stream: context.stream,
+            consumer: context.consumer,
+            termination: context.termination
+        )
     }
 }
 

@@ -146,6 +146,7 @@ public final class Subscription: Service, Sendable {
         var progress: ProgressReporter
         var dispatching: Task<Void, Never>
         var policy: DeliveryPolicy
+        var batching: BatchGate?
     }
 
     init(
@@ -162,6 +163,7 @@ public final class Subscription: Service, Sendable {
         self.sink = sink
         self.partition = partition
         try Self.validate(consumer: consumer, filter: filter, configuration: configuration, naming: store.naming)
+        try handlers.validateBatches(for: configuration, consumer: consumer)
         self.store = store
         self.filter = filter
         self.consumer = consumer
@@ -228,6 +230,8 @@ public final class Subscription: Service, Sendable {
                 metadata: logMetadata.merging(["count": "\(returned)"]) { $1 }
             )
         }
+        // Batches being formed start now: their messages have started, and no more will come.
+        running.batching?.stop()
         if let grace = configuration.shutdownGracePeriod {
             let dispatching = running.dispatching
             Task {
@@ -343,7 +347,13 @@ public final class Subscription: Service, Sendable {
                 loop.batchDone()
             }
         }
-        let running = Running(loop: loop, progress: progress, dispatching: dispatching, policy: dispatcher.policy)
+        let running = Running(
+            loop: loop,
+            progress: progress,
+            dispatching: dispatching,
+            policy: dispatcher.policy,
+            batching: dispatcher.batching
+        )
         let stopAtOnce = state.withLock { state -> Bool in
             if case .starting(stopRequested: true) = state {
                 state = .stopping

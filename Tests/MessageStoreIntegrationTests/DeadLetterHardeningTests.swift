@@ -40,10 +40,10 @@ struct DeadLetterHardeningTests {
                 headerBlock: block,
                 body: Array("not json".utf8)
             )
-            #expect(
-                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1,
-                "the peer's message was not stored"
-            )
+            // The PONG says the server read the message; the stream stores it a moment later.
+            try await waitUntil("the peer's message is stored") {
+                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1
+            }
             try await withRunning(try deadLetteringWorker(store)) {
                 try await waitUntil("the dead letter") { try await store.lastMessageRaw(on: "dlq.jobs.1") != nil }
             }
@@ -140,10 +140,10 @@ struct DeadLetterHardeningTests {
                 headerBlock: "NATS/1.0\r\n\r\n",
                 body: Array("x".utf8)
             )
-            #expect(
-                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1,
-                "the peer's message was not stored"
-            )
+            // The PONG says the server read the message; the stream stores it a moment later.
+            try await waitUntil("the peer's message is stored") {
+                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1
+            }
             try await store.publish(Counter(value: 2), to: "jobs.after")
             let handled = Recorder<Int>()
             var configuration = Subscription.Configuration()
@@ -181,10 +181,10 @@ struct DeadLetterHardeningTests {
                 headerBlock: "NATS/1.0 \(status)\r\n\r\n",
                 body: []
             )
-            #expect(
-                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1,
-                "the peer's message was not stored"
-            )
+            // The PONG says the server read the message; the stream stores it a moment later.
+            try await waitUntil("the peer's message is stored") {
+                try await store.jetStream.streamInfo("\(store.prefix)-jobs").state.messages == 1
+            }
             try await store.publish(Counter(value: 2), to: "jobs.2")
             let handled = Recorder<Int>()
             var configuration = Subscription.Configuration()

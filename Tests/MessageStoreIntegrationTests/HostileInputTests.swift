@@ -263,6 +263,10 @@ struct StatusLookAlikeTests {
                 headerBlock: "NATS/1.0 404 No Messages\r\n\r\n",
                 body: []
             )
+            // The PONG says the server read the message; the stream stores it a moment later.
+            try await waitUntil("the peer's message is stored") {
+                try await store.streamDescription(named: "\(store.prefix)-orders").messages == 2
+            }
             try await store.publish(Counter(value: 3), to: "orders.3")
             #expect(try await store.streamDescription(named: "\(store.prefix)-orders").messages == 3)
             var sequences: [UInt64] = []

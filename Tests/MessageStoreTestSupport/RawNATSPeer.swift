@@ -19,7 +19,8 @@ package enum RawNATSPeer {
 
     /// Connects to `port` on loopback, sends `HPUB subject <header block> body` without a reply
     /// subject (a JetStream stream stores it all the same), and waits for the server's PONG, so
-    /// the message is processed when this returns.
+    /// the server has read the message when this returns (a stream may store it a moment later:
+    /// nats-server 2.10+ hands it to the stream through a queue).
     package static func publish(port: Int, subject: String, headerBlock: String, body: [UInt8]) async throws {
         try await Task.detached {
             try send(port: port, subject: subject, headerBlock: Array(headerBlock.utf8), body: body)

@@ -161,6 +161,7 @@ public final class PartitionedGroup: Service, Sendable {
             configuration: configuration.worker,
             naming: store.naming
         )
+        try handlers.validateBatches(for: configuration.worker, consumer: "\(group)-0")
         self.store = store
         self.group = group
         self.filter = filter

@@ -56,6 +56,10 @@ final class Dispatcher: Sendable {
     let tracer: (any Tracer)?
     /// The name of every handling span.
     let spanName: String
+    /// The handlers by message type, batch handlers bound to this worker's collectors.
+    let handlerTable: [String: AnyMessageHandler]
+    /// Counts the messages that could still join a batch; nil without batch handlers.
+    let batching: BatchGate?
     private let configuration: Subscription.Configuration
     private let logger: Logger
 
@@ -82,6 +86,14 @@ final class Dispatcher: Sendable {
         policy = context.configuration.deliveryPolicy
         tracer = MessageTracing.tracer
         spanName = MessageTracing.processSpanName(filter: context.filter, consumer: context.consumer)
+        if context.handlers.hasBatches {
+            let gate = BatchGate()
+            batching = gate
+            handlerTable = context.handlers.bound(to: gate)
+        } else {
+            batching = nil
+            handlerTable = context.handlers.table
+        }
     }
 
     /// Processes a fetched batch; once the subscription is stopping, messages not yet started go
@@ -89,7 +101,9 @@ final class Dispatcher: Sendable {
     func process(_ batch: [FetchedMessage]) async {
         if configuration.maxConcurrentHandlers == 1 {
             for message in batch {
+                batching?.enter()
                 await process(message)
+                batching?.leave()
             }
             return
         }
@@ -104,7 +118,11 @@ final class Dispatcher: Sendable {
                     message.giveBackIfWaiting()
                     continue
                 }
-                group.addTask { await self.process(message) }
+                batching?.enter()
+                group.addTask {
+                    await self.process(message)
+                    self.batching?.leave()
+                }
                 running += 1
             }
         }
@@ -142,7 +160,7 @@ final class Dispatcher: Sendable {
             let decoded = try Envelope.decodeForDispatch(message.body, using: decoder)
             dispatched = decoded
             let handled =
-                context.sink != nil || (context.handlers.table[decoded.type] != nil && decoded.payload != nil)
+                context.sink != nil || (handlerTable[decoded.type] != nil && decoded.payload != nil)
             envelope = handled ? .handled(type: decoded.type) : .unknownType(decoded.type)
         } catch {
             switch error {
@@ -196,7 +214,7 @@ final class Dispatcher: Sendable {
             let invocation: Invocation
             if let sink = context.sink {
                 invocation = .sink(sink)
-            } else if let payload = dispatched.payload, let handler = context.handlers.table[dispatched.type] {
+            } else if let payload = dispatched.payload, let handler = handlerTable[dispatched.type] {
                 invocation = .handler(handler, payload)
             } else {
                 return
