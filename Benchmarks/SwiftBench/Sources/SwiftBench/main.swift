@@ -1,7 +1,7 @@
 // One scenario, one repetition, through the public MessageStore API; prints one JSON result line.
 //
 //   SwiftBench <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K] [--schedule zero|default]
-//              [--tracer none|noop] [--ordering unordered|perkey] [--keys K]
+//              [--tracer none|noop] [--ordering unordered|perkey] [--keys K] [--members M] [--handlers H]
 //
 // --tracer noop bootstraps a tracer that records nothing but is not swift-distributed-tracing's
 // NoOpTracer, so the library makes every span and injects every context it would for a real one:
@@ -9,7 +9,8 @@
 //
 // Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory,
 // io_concurrent (publishes N messages over K subjects first, untimed, then handles them with
-// handlers that await 2 ms of simulated I/O, 64 at a time, unordered or in order per subject).
+// handlers that await 2 ms of simulated I/O, 64 at a time, unordered or in order per subject),
+// group_scaling (the same work for a partitioned group of --members processes; see Group.swift).
 // consume, replay and memory expect N BenchEvent messages already stored on bench.events.1
 // (Benchmarks/run stores them with the C tool, so every implementation reads identical bytes).
 
@@ -66,6 +67,11 @@ struct Options {
     var tracer = "none"
     var ordering = "unordered"
     var keys = 500
+    var members = 1
+    var handlers = 16
+    var group = "bench-group"
+    var index = 0
+    var out = ""
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
@@ -81,6 +87,11 @@ struct Options {
             case "--tracer": tracer = value
             case "--ordering": ordering = value
             case "--keys": keys = Int(value) ?? keys
+            case "--members": members = Int(value) ?? members
+            case "--handlers": handlers = Int(value) ?? handlers
+            case "--group": group = value
+            case "--index": index = Int(value) ?? index
+            case "--out": out = value
             default: fail("unknown option \(key)")
             }
         }
@@ -130,6 +141,7 @@ struct BenchResult: Encodable {
     var handled_twice: Int?
     var ordering: String?
     var order_violations: Int?
+    var members: Int?
 }
 
 func fail(_ message: String) -> Never {
@@ -305,6 +317,12 @@ func run(_ options: Options) async throws -> BenchResult {
         result.seconds = seconds(clock.now - start)
         result.ordering = options.ordering
         result.order_violations = last.withLock { $0.violations }
+
+    case "group_scaling":
+        try await runGroupScaling(store, options, result: &result)
+
+    case "group_member":
+        try await runGroupMember(store, options)
 
     case "poison":
         var configuration = Subscription.Configuration()
