@@ -34,14 +34,6 @@ struct BatchHandlerTests {
         for result in await store.publish(contentsOf: messages) { _ = try result.get() }
     }
 
-    /// The dead letters stored under `dlq.>`.
-    static func deadLetters(_ store: MessageStore) async throws -> [StoredMessage] {
-        guard try await store.stream(for: "dlq.>") != nil else { return [] }
-        var letters: [StoredMessage] = []
-        for try await letter in store.messages(on: "dlq.>") { letters.append(letter) }
-        return letters
-    }
-
     /// 500 messages, batches of at most 50: each message handled once, the batches full but for
     /// the tail of a fetch; with a time bound of a minute, every batch that could not fill
     /// (nothing else could join it) started at once.
@@ -83,6 +75,35 @@ struct BatchHandlerTests {
         #expect(calls.count <= total / maxCount * 2, "\(calls.map(\.values.count))")
     }
 
+    /// A worker whose OrderPlaced handler blocks until `release` ends and whose Counter
+    /// messages go to batches of up to 10, with one OrderPlaced and three Counters stored.
+    static func blockedAndBatching(
+        _ store: MessageStore,
+        consumer: String,
+        maxWait: Duration,
+        release: AsyncStream<Void>,
+        slow: Recorder<String>,
+        calls: Recorder<BatchCall>
+    ) async throws -> Subscription {
+        let handlers = MessageHandlers()
+            .handling(OrderPlaced.self) { _ in
+                slow.record("started")
+                for await _ in release { break }
+                slow.record("released")
+            }
+            .handlingBatches(of: Counter.self, maxCount: 10, maxWait: maxWait) { batch in
+                calls.record(BatchCall(batch))
+            }
+        try await store.publish(OrderPlaced(orderId: "1", amount: 1), to: "orders.slow")
+        try await Self.publish(store, values: 0..<3) { "orders.\($0)" }
+        return try store.subscription(
+            to: "orders.>",
+            consumer: consumer,
+            handlers: handlers,
+            configuration: Self.configuration(concurrency: 10)
+        )
+    }
+
     /// A batch that cannot fill, while another handler of the worker runs on, starts at its time
     /// bound: the three messages are handled together while the other handler is still blocked.
     @Test func aBatchThatCannotFillStartsAtItsTimeBound() async throws {
@@ -91,22 +112,13 @@ struct BatchHandlerTests {
             let (release, releaser) = AsyncStream.makeStream(of: Void.self)
             let calls = Recorder<BatchCall>()
             let slow = Recorder<String>()
-            let handlers = MessageHandlers()
-                .handling(OrderPlaced.self) { _ in
-                    slow.record("started")
-                    for await _ in release { break }
-                    slow.record("released")
-                }
-                .handlingBatches(of: Counter.self, maxCount: 10, maxWait: .milliseconds(300)) { batch in
-                    calls.record(BatchCall(batch))
-                }
-            try await store.publish(OrderPlaced(orderId: "1", amount: 1), to: "orders.slow")
-            try await Self.publish(store, values: 0..<3) { "orders.\($0)" }
-            let worker = try store.subscription(
-                to: "orders.>",
+            let worker = try await Self.blockedAndBatching(
+                store,
                 consumer: "bounded",
-                handlers: handlers,
-                configuration: Self.configuration(concurrency: 10)
+                maxWait: .milliseconds(300),
+                release: release,
+                slow: slow,
+                calls: calls
             )
             try await withRunning(worker) {
                 try await slow.wait(forCount: 1)
@@ -128,20 +140,13 @@ struct BatchHandlerTests {
             try await store.ensureStream("orders")
             let (release, releaser) = AsyncStream.makeStream(of: Void.self)
             let calls = Recorder<BatchCall>()
-            let handlers = MessageHandlers()
-                .handling(OrderPlaced.self) { _ in
-                    for await _ in release { break }
-                }
-                .handlingBatches(of: Counter.self, maxCount: 10, maxWait: .seconds(60)) { batch in
-                    calls.record(BatchCall(batch))
-                }
-            try await store.publish(OrderPlaced(orderId: "1", amount: 1), to: "orders.slow")
-            try await Self.publish(store, values: 0..<3) { "orders.\($0)" }
-            let worker = try store.subscription(
-                to: "orders.>",
+            let worker = try await Self.blockedAndBatching(
+                store,
                 consumer: "stopped",
-                handlers: handlers,
-                configuration: Self.configuration(concurrency: 10)
+                maxWait: .seconds(60),
+                release: release,
+                slow: Recorder<String>(),
+                calls: calls
             )
             try await withRunning(worker) {
                 try await waitUntil("the slow handler and the batch's three wait") {
@@ -191,7 +196,7 @@ struct BatchHandlerTests {
             }
             let all = calls.events
             Self.checkFailedTogether(all)
-            #expect(try await Self.deadLetters(store).isEmpty)
+            #expect(try await store.deadLetters().isEmpty)
         }
     }
 
@@ -228,7 +233,7 @@ struct BatchHandlerTests {
                 configuration: Self.configuration(concurrency: 10)
             )
             try await withRunning(worker) {
-                try await waitUntil("two dead letters") { try await Self.deadLetters(store).count == 2 }
+                try await waitUntil("two dead letters") { try await store.deadLetters().count == 2 }
                 try await waitUntil("everything settled") {
                     let info = try await store.consumerInfo("alone", category: "orders")
                     return info.numAckPending == 0 && info.numPending == 0
@@ -237,7 +242,7 @@ struct BatchHandlerTests {
             let runs = calls.events.flatMap { zip($0.values, $0.attempts) }
             #expect(runs.filter { $0.0 == 7 }.map(\.1) == [1, 2, 3], "7 ran on each of its three attempts")
             #expect(runs.filter { $0.0 != 7 }.map(\.0).sorted() == [0, 1, 2, 3, 4, 5, 6, 8, 9], "the others once")
-            let letters = try await Self.deadLetters(store)
+            let letters = try await store.deadLetters()
             let reasons = Dictionary(
                 uniqueKeysWithValues: letters.map {
                     ($0.headers[DeadLetterHeader.originalSubject] ?? "?", $0.headers[DeadLetterHeader.reason] ?? "?")

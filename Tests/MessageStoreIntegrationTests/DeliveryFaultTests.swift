@@ -94,14 +94,6 @@ struct WorkerLog {
 /// Crashes and stops of real worker processes, counted exactly with an independent reader.
 @Suite("Delivery under crashes and restarts", .serverRequired)
 struct DeliveryFaultTests {
-    /// The dead letters stored under `dlq.>`, read by an ordered consumer of their own.
-    func deadLetters(_ store: MessageStore) async throws -> [StoredMessage] {
-        guard try await store.stream(for: "dlq.>") != nil else { return [] }
-        var letters: [StoredMessage] = []
-        for try await letter in store.messages(on: "dlq.>") { letters.append(letter) }
-        return letters
-    }
-
     @Test func crashesDuringHandlersDeadLetterOnlyThePoisonMessage() async throws {
         try await withStore { store, server in
             try await store.ensureStream("jobs")
@@ -151,7 +143,7 @@ struct DeliveryFaultTests {
                     // (or it dies on it, and the next one goes on).
                     try await waitUntil("the dead letter or the worker's exit", timeout: .seconds(30)) {
                         if worker.lines.events.last == "exited" { return true }
-                        return try await !deadLetters(store).isEmpty
+                        return try await !store.deadLetters().isEmpty
                     }
                     if worker.lines.events.last == "exited" {
                         selfKills += 1
@@ -166,7 +158,7 @@ struct DeliveryFaultTests {
                 log.read(worker.lines.events)
             }
 
-            let letters = try await deadLetters(store)
+            let letters = try await store.deadLetters()
             #expect(externalKills == 5)
             #expect(letters.count == 1, "dead letters: \(letters.map(\.subject))")
             let letter = try #require(letters.first)
@@ -246,7 +238,7 @@ struct DeliveryFaultTests {
                 "attempts above 1: \(events.filter { $0.attempt != 1 }.prefix(10))"
             )
             #expect(events.count == total, "handled twice: \(events.count - total)")
-            #expect(try await deadLetters(store).isEmpty)
+            #expect(try await store.deadLetters().isEmpty)
             let info = try await store.consumerInfo("rolling", category: "jobs")
             #expect(info.numPending == 0)
             #expect(info.ackFloor.streamSeq == UInt64(total))

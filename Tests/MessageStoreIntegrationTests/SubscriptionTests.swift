@@ -46,6 +46,14 @@ extension MessageStore {
         )
     }
 
+    /// The dead letters stored under `dlq.>`, read by an ordered consumer of their own.
+    func deadLetters() async throws -> [StoredMessage] {
+        guard try await stream(for: "dlq.>") != nil else { return [] }
+        var letters: [StoredMessage] = []
+        for try await letter in messages(on: "dlq.>") { letters.append(letter) }
+        return letters
+    }
+
     func consumerInfo(_ consumer: String, category: String) async throws -> JetStream.ConsumerInfo {
         try #require(try await jetStream.consumerInfo(stream: naming.streamName(category: category), name: consumer))
     }
