@@ -93,3 +93,32 @@ final class Recorder<Event: Sendable>: Sendable {
         }
     }
 }
+
+extension Recorder where Event: Hashable {
+    /// Waits until at least `count` distinct events were recorded. It reads each event once
+    /// however often it checks: a predicate that builds a `Set` of every event on each record is
+    /// quadratic, and over 20,000 events it took tens of seconds of a debug build's CPU (and the
+    /// recorder's lock, which every handler takes) in the fault suite.
+    @discardableResult
+    func wait(forDistinct count: Int, _ description: String, timeout: Duration = .seconds(20)) async throws
+        -> [Event]
+    {
+        let distinct = DistinctEvents<Event>()
+        return try await wait(for: description, timeout: timeout) { distinct.count(in: $0) >= count }
+    }
+}
+
+/// The distinct events of a growing array, taken in from where the last look stopped.
+private final class DistinctEvents<Event: Hashable & Sendable>: Sendable {
+    private let state = Mutex((seen: Set<Event>(), read: 0))
+
+    func count(in events: [Event]) -> Int {
+        state.withLock { state in
+            if state.read < events.count {
+                state.seen.formUnion(events[state.read...])
+                state.read = events.count
+            }
+            return state.seen.count
+        }
+    }
+}

@@ -79,7 +79,7 @@ struct ServerFaultTests {
                 try await handled.wait(forCount: total / 4, timeout: .seconds(60))
                 await server.crash()
                 try await server.start()
-                try await handled.wait(for: "every message", timeout: .seconds(90)) { Set($0).count == total }
+                try await handled.wait(forDistinct: total, "every message", timeout: .seconds(90))
                 try await waitUntil("everything acknowledged", timeout: .seconds(30)) {
                     let info = try await store.consumerInfo("resilient", category: "bulk")
                     return info.numAckPending == 0 && info.numPending == 0
@@ -119,7 +119,7 @@ struct ServerFaultTests {
                 // Three ack waits with the server answering nothing.
                 try await Task.sleep(for: .seconds(3))
                 server.thaw()
-                try await handled.wait(for: "every message", timeout: .seconds(60)) { Set($0).count == total }
+                try await handled.wait(forDistinct: total, "every message", timeout: .seconds(60))
                 try await waitUntil("everything acknowledged", timeout: .seconds(30)) {
                     let info = try await store.consumerInfo("patient", category: "bulk")
                     return info.numAckPending == 0 && info.numPending == 0

@@ -355,9 +355,7 @@ struct SubscriptionLifecycleTests {
                 try await handled.wait(forCount: 500)
                 try await server.stop(keepingStore: true)
                 try await server.start()
-                try await handled.wait(for: "all 2,000 messages", timeout: .seconds(60)) {
-                    Set($0).count == 2_000
-                }
+                try await handled.wait(forDistinct: 2_000, "all 2,000 messages", timeout: .seconds(60))
                 try await waitUntil("everything acknowledged", timeout: .seconds(30)) {
                     let info = try await store.consumerInfo("survivor", category: "bulk")
                     return info.numAckPending == 0 && info.numPending == 0
