@@ -362,8 +362,8 @@ public final class Subscription: Service, Sendable {
             state = .running(running)
             return false
         }
-        resumeStartWaiters()
         if stopAtOnce {
+            resumeStartWaiters()
             start.finish()
             dispatching.cancel()
             setup.subscription.unsubscribe()
@@ -377,6 +377,8 @@ public final class Subscription: Service, Sendable {
         loop.start()
         start.yield()
         start.finish()
+        // Only now is it started in full: its progress reports run and it fetches.
+        resumeStartWaiters()
         let polling = pollConsumerCounts(stream: setup.stream)
         await withTaskCancellationHandler {
             await dispatching.value
