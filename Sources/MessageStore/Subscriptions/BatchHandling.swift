@@ -58,41 +58,81 @@ struct BatchHandling: Sendable {
 /// One worker's count of the messages that could still join a batch, so that a batch starts
 /// at once when nothing else can join it.
 ///
-/// `active` counts messages on their way through the dispatcher (queued to a task or a key
-/// runner, until their processing returns); `waiting` those waiting in a batch. When every
-/// active message waits, the batches being formed start without waiting out their time bound.
-/// A count read a moment late only costs a batch its early start, never a message.
+/// `running` counts messages in a task or a key runner, until their processing returns;
+/// `queued` those of a fetch that wait for a task slot (they run as soon as one frees, so they
+/// can still join); `waiting` those waiting in a batch. When every message that runs or could
+/// get a slot waits, the batches being formed start without waiting out their time bound.
 final class BatchGate: Sendable {
-    private let active = Atomic<Int>(0)
-    private let waiting = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
+    private struct Counts {
+        var running = 0
+        var queued = 0
+        var waiting = 0
+        var stopping = false
+
+        func nothingElseCanJoin(slots: Int) -> Bool {
+            stopping || waiting >= running + min(queued, max(0, slots - running))
+        }
+    }
+
+    private let counts = Mutex(Counts())
+    /// How many messages can run at once (the worker's `maxConcurrentHandlers`).
+    private let slots: Int
     private let collectors = Mutex<[@Sendable () -> Void]>([])
+
+    init(slots: Int) {
+        self.slots = slots
+    }
 
     func register(_ poke: @escaping @Sendable () -> Void) {
         collectors.withLock { $0.append(poke) }
     }
 
-    /// A message is on its way to a handler.
-    func enter() {
-        active.wrappingAdd(1, ordering: .relaxed)
+    /// `count` fetched messages wait for a task slot.
+    func queued(_ count: Int) {
+        adjust(running: 0, queued: count)
+    }
+
+    /// A queued message got its slot and is on its way to a handler.
+    func started() {
+        adjust(running: 1, queued: -1)
+    }
+
+    /// A queued message went back to the server without running.
+    func givenBack() {
+        adjust(running: 0, queued: -1)
+    }
+
+    /// `count` messages are on their way to a handler (key runners, started together).
+    func enter(_ count: Int = 1) {
+        adjust(running: count, queued: 0)
     }
 
     /// A message's processing returned.
     func leave() {
-        let now = active.wrappingSubtract(1, ordering: .relaxed).newValue
-        if now > 0, waiting.load(ordering: .relaxed) >= now { pokeAll() }
+        adjust(running: -1, queued: 0)
     }
 
-    /// `count` messages joined (positive) or left (negative) batches; true when every active
-    /// message now waits in one, or the worker is stopping.
+    private func adjust(running: Int, queued: Int) {
+        let start = counts.withLock { counts in
+            counts.running += running
+            counts.queued += queued
+            return counts.waiting > 0 && counts.nothingElseCanJoin(slots: slots)
+        }
+        if start { pokeAll() }
+    }
+
+    /// `count` messages joined (positive) or left (negative) batches; true when nothing else can
+    /// join a batch now, or the worker is stopping.
     func joined(_ count: Int) -> Bool {
-        let now = waiting.wrappingAdd(count, ordering: .relaxed).newValue
-        return count > 0 && (now >= active.load(ordering: .relaxed) || stopping.load(ordering: .relaxed))
+        counts.withLock { counts in
+            counts.waiting += count
+            return count > 0 && counts.nothingElseCanJoin(slots: slots)
+        }
     }
 
     /// The worker stops: nothing new will come, so every batch starts without waiting.
     func stop() {
-        stopping.store(true, ordering: .relaxed)
+        counts.withLock { $0.stopping = true }
         pokeAll()
     }
 

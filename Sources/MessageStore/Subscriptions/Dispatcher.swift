@@ -87,7 +87,7 @@ final class Dispatcher: Sendable {
         tracer = MessageTracing.tracer
         spanName = MessageTracing.processSpanName(filter: context.filter, consumer: context.consumer)
         if context.handlers.hasBatches {
-            let gate = BatchGate()
+            let gate = BatchGate(slots: configuration.maxConcurrentHandlers)
             batching = gate
             handlerTable = context.handlers.bound(to: gate)
         } else {
@@ -100,13 +100,17 @@ final class Dispatcher: Sendable {
     /// back to the server at once for another worker.
     func process(_ batch: [FetchedMessage]) async {
         if configuration.maxConcurrentHandlers == 1 {
+            batching?.queued(batch.count)
             for message in batch {
-                batching?.enter()
+                batching?.started()
                 await process(message)
                 batching?.leave()
             }
             return
         }
+        // The whole fetch is counted in at once: a batch being formed does not start while a
+        // message of it could still get a slot and join (see ``BatchGate``).
+        batching?.queued(batch.count)
         await withTaskGroup(of: Void.self) { group in
             var running = 0
             for message in batch {
@@ -116,9 +120,10 @@ final class Dispatcher: Sendable {
                 }
                 if context.isStopping() && !isServersLastDelivery(message) {
                     message.giveBackIfWaiting()
+                    batching?.givenBack()
                     continue
                 }
-                batching?.enter()
+                batching?.started()
                 group.addTask {
                     await self.process(message)
                     self.batching?.leave()

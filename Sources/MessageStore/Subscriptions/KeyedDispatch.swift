@@ -69,12 +69,12 @@ final class KeyedDispatch: Sendable {
                     }
                     let start = self.state.withLock { state in self.endTakeover(&state) }
                     await withDiscardingTaskGroup { runners in
-                        for key in start { self.startRunner(key, in: &runners) }
+                        self.startRunners(for: start, in: &runners)
                     }
                 }
             }
             for await batch in batches {
-                for key in enqueue(batch) { startRunner(key, in: &group) }
+                startRunners(for: enqueue(batch), in: &group)
                 batchDone()
             }
             // Nothing more comes: the bound's task need not wait (what is held was given back).
@@ -85,11 +85,14 @@ final class KeyedDispatch: Sendable {
         }
     }
 
-    /// Starts a runner for `key`, counted by the batch gate at once, before its task runs, so
-    /// that a batch does not start while a message is on its way to it.
-    private func startRunner(_ key: String, in group: inout DiscardingTaskGroup) {
-        dispatcher.batching?.enter()
-        group.addTask { await self.drain(startingWith: key) }
+    /// Starts a runner for each of `keys`, all counted by the batch gate at once, before the
+    /// first task runs, so that a batch does not start while a message is on its way to it.
+    private func startRunners(for keys: [String], in group: inout DiscardingTaskGroup) {
+        guard !keys.isEmpty else { return }
+        dispatcher.batching?.enter(keys.count)
+        for key in keys {
+            group.addTask { await self.drain(startingWith: key) }
+        }
     }
 
     private var isHolding: Bool {
@@ -150,7 +153,7 @@ final class KeyedDispatch: Sendable {
     }
 
     /// Handles the messages of `first`, then of each waiting key, until none waits.
-    /// Counted by the batch gate from before its task starts (see ``startRunner(_:in:)``).
+    /// Counted by the batch gate from before its task starts (see ``startRunners(for:in:)``).
     private func drain(startingWith first: String) async {
         // A runner can bring a message to a batch until it has no key left.
         defer { dispatcher.batching?.leave() }
