@@ -6,7 +6,13 @@
 //   handled <sequence> <attempt>   a Job handler finished (its acknowledgement follows)
 //   poison <sequence> <attempt>    the Poison handler started; it kills the process at once
 //
-// Configured by the environment: NATS_URL, PREFIX, CONSUMER, ACK_WAIT_MS, JOB_MS.
+//   delivered <sequence> <attempt> with HANDLED: a Job reached the worker, before the record of
+//                                  handled messages says whether its handler runs
+//
+// Configured by the environment: NATS_URL, PREFIX, CONSUMER, ACK_WAIT_MS, JOB_MS; HANDLED names
+// a record of handled messages (HandledMessages) that Job handlers go through, and DIE_AFTER a
+// Job value after whose handling (handler and record done, acknowledgement not yet sent) the
+// process kills itself.
 
 import Foundation
 import Logging
@@ -51,15 +57,28 @@ let store = try MessageStore(
 var configuration = Subscription.Configuration()
 configuration.deadLetterSubject = "dlq"
 configuration.ackWait = .milliseconds(Int(environment["ACK_WAIT_MS"] ?? "") ?? 2_000)
+let runJob: @Sendable (ReceivedMessage<Job>) async throws -> Void = { message in
+    emit("start \(message.sequence) \(message.attempt)")
+    try await Task.sleep(for: jobTime)
+    emit("handled \(message.sequence) \(message.attempt)")
+}
+var jobHandler = runJob
+var handled: HandledMessages?
+if let name = environment["HANDLED"] { handled = try await store.handledMessages(name) }
+let dieAfter = environment["DIE_AFTER"].flatMap { Int($0) }
+if handled != nil || dieAfter != nil {
+    let run = handled?.once(runJob) ?? runJob
+    jobHandler = { message in
+        emit("delivered \(message.sequence) \(message.attempt)")
+        try await run(message)
+        if message.data.value == dieAfter { kill(getpid(), SIGKILL) }
+    }
+}
 let worker = try store.subscription(
     to: "jobs.>",
     consumer: environment["CONSUMER"] ?? "fault-worker",
     handlers: MessageHandlers()
-        .handling(Job.self) { message in
-            emit("start \(message.sequence) \(message.attempt)")
-            try await Task.sleep(for: jobTime)
-            emit("handled \(message.sequence) \(message.attempt)")
-        }
+        .handling(Job.self, jobHandler)
         .handling(Poison.self) { message in
             emit("poison \(message.sequence) \(message.attempt)")
             kill(getpid(), SIGKILL)

@@ -245,6 +245,55 @@ struct DeliveryFaultTests {
         }
     }
 
+    /// A worker killed after a handler returned and before its acknowledgement: with a record of
+    /// handled messages the redelivered message is acknowledged without running again; without
+    /// one (the control, same kill) it runs twice.
+    @Test func aRecordOfHandledMessagesKeepsAKilledWorkersLastMessageFromRunningTwice() async throws {
+        try await withStore { store, server in
+            try await store.ensureStream("jobs")
+            let total = 20
+            let killedAfter = 5
+            let batch = (1...total).map { OutgoingMessage(FaultJob(value: $0), to: "jobs.\($0)", id: "job-\($0)") }
+            for result in await store.publish(contentsOf: batch) { _ = try result.get() }
+
+            /// A worker that kills itself once job `killedAfter` is handled, then one that
+            /// finishes; what both did.
+            func killAndRestart(consumer: String, handled: String?) async throws -> (WorkerLog, [String]) {
+                var environment = [
+                    "NATS_URL": server.url, "PREFIX": store.prefix, "CONSUMER": consumer, "ACK_WAIT_MS": "1000",
+                    "JOB_MS": "2", "DIE_AFTER": String(killedAfter),
+                ]
+                environment["HANDLED"] = handled
+                let first = try WorkerProcess(environment: environment)
+                try await first.waitForExit()
+                environment["DIE_AFTER"] = nil
+                let second = try WorkerProcess(environment: environment)
+                try await waitUntil("\(consumer) acknowledged everything", timeout: .seconds(20)) {
+                    let info = try await store.consumerInfo(consumer, category: "jobs")
+                    return info.numPending == 0 && info.numAckPending == 0 && info.ackFloor.streamSeq == UInt64(total)
+                }
+                second.send(SIGTERM)
+                try await second.waitForExit()
+                var log = WorkerLog()
+                log.read(first.lines.events)
+                log.read(second.lines.events)
+                return (log, second.lines.events)
+            }
+
+            let (control, _) = try await killAndRestart(consumer: "control", handled: nil)
+            #expect(
+                control.handled[UInt64(killedAfter)] == 2,
+                "without a record the killed worker's last job runs again"
+            )
+
+            let (recorded, secondLines) = try await killAndRestart(consumer: "recorded", handled: "jobs")
+            #expect(secondLines.contains { $0.hasPrefix("delivered \(killedAfter) ") }, "it was delivered again")
+            let counts = (1...UInt64(total)).map { recorded.handled[$0] ?? 0 }
+            #expect(counts == Array(repeating: 1, count: total), "handled per job: \(counts)")
+            #expect(try await store.deadLetters().isEmpty)
+        }
+    }
+
     @Test func messagesWaitingBehindSlowHandlersAreNotRedelivered() async throws {
         try await withStore { store, _ in
             try await store.ensureStream("jobs")

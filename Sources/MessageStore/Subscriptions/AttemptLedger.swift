@@ -32,26 +32,7 @@ struct AttemptLedger: Sendable {
     ) async throws(MessageStoreError) -> AttemptLedger {
         let bucket = bucketName(prefix: store.naming.prefix)
         let ledgerStream = "KV_" + bucket
-        let jetStream = store.jetStream
-        do {
-            _ = try await jetStream.streamInfo(ledgerStream)
-        } catch  where error.jetStreamError == .streamNotFound {
-            var config = JetStream.StreamConfig(name: ledgerStream)
-            config.subjects = ["$KV.\(bucket).>"]
-            config.maxAge = retention.nanoseconds
-            config.maxMsgsPerSubject = 1
-            config.storage = "file"
-            config.numReplicas = min(max(replicas, 1), 5)
-            config.allowRollupHdrs = true
-            config.denyDelete = true
-            config.allowDirect = true
-            do {
-                _ = try await jetStream.createStream(config)
-            } catch {
-                // Another worker may have created it at the same moment.
-                _ = try await jetStream.streamInfo(ledgerStream)
-            }
-        }
+        try await store.jetStream.ensureKeyValueBucket(bucket, maxAge: retention, replicas: replicas)
         let created = escapeKeyToken(consumerCreated ?? "unknown")
         return AttemptLedger(
             store: store,
