@@ -14,6 +14,9 @@ let package = Package(
         .library(name: "MessageStore", targets: ["MessageStore"]),
         .library(name: "MessageStoreTesting", targets: ["MessageStoreTesting"]),
         .executable(name: "message-store", targets: ["message-store"]),
+        // The PostgreSQL outbox and inbox: a product of its own, so that services that only use
+        // NATS never build postgres-nio.
+        .library(name: "MessageStorePostgres", targets: ["MessageStorePostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -22,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
         // Only for Examples/TracedWorker's /metrics text.
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
@@ -52,6 +56,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: upcomingFeatures
+        ),
+        .target(
+            name: "MessageStorePostgres",
+            dependencies: [
+                "MessageStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcomingFeatures
@@ -201,6 +216,33 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: upcomingFeatures
+        ),
+        // A relay or an inbox worker process that the outbox and inbox fault tests start and kill.
+        .executableTarget(
+            name: "PostgresWorker",
+            dependencies: [
+                "MessageStore",
+                "MessageStorePostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/PostgresWorker",
+            swiftSettings: upcomingFeatures
+        ),
+        // A real PostgreSQL server (Debian's, started by the tests) and real nats-server processes.
+        .testTarget(
+            name: "MessageStorePostgresTests",
+            dependencies: [
+                "MessageStore",
+                "MessageStorePostgres",
+                "PostgresWorker",
+                "MessageStoreTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcomingFeatures
         ),

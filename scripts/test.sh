@@ -90,7 +90,8 @@ for server in "$NATS_SERVER_BIN" "$current_server"; do
     export NATS_SERVER_BIN=$server
     version=$("$server" --version 2>/dev/null || echo '(not found)')
     echo "test: nats-server $version ($server)"
-    step "suite ($version)" env "$suite_width" swift test --skip-build --skip 'FaultTests' --skip MessageStoreUnitTests
+    step "suite ($version)" env "$suite_width" swift test --skip-build --skip 'FaultTests' --skip MessageStoreUnitTests \
+        --skip MessageStorePostgresTests
     echo "test: fault suite on $version"
     step "fault suite ($version)" swift test --skip-build --filter FaultTests
     # A 3-node cluster whose stream leader is killed under load: alone, as it loads the machine.
@@ -99,6 +100,10 @@ for server in "$NATS_SERVER_BIN" "$current_server"; do
 done
 export NATS_SERVER_BIN=/usr/sbin/nats-server
 [[ -x $NATS_SERVER_BIN ]] || NATS_SERVER_BIN=$current_server
+
+# The PostgreSQL outbox and inbox, each test with a PostgreSQL server of its own (Debian's
+# binaries, installed by the setup step) beside its nats-server.
+step postgres swift test --skip-build --filter MessageStorePostgresTests
 
 # Latency tests measure the cooperative pool, so they run alone, after the parallel suite.
 step timing env MESSAGE_STORE_TIMING_TESTS=1 swift test --skip-build --filter TimingTests

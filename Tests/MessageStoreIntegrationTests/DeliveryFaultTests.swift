@@ -6,58 +6,6 @@ import Testing
 
 @testable import MessageStore
 
-/// A `FaultWorker` process (Tests/FaultWorker), its output lines collected as they come.
-final class WorkerProcess: Sendable {
-    /// The built `FaultWorker` binary, next to the test executable.
-    static let binary = ChildProcess.builtExecutable(named: "FaultWorker")
-
-    /// Every line the process printed, then "exited" once it is gone.
-    let lines = Recorder<String>()
-    let processIdentifier: Int32
-    private let process: Process
-
-    init(environment: [String: String]) throws {
-        let process = Process()
-        process.executableURL = Self.binary
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        processIdentifier = process.processIdentifier
-        let lines = lines
-        let thread = Thread {
-            var pending = Data()
-            while true {
-                let data = output.fileHandleForReading.availableData
-                if data.isEmpty { break }
-                pending.append(data)
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    lines.record(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                    pending.removeSubrange(pending.startIndex...newline)
-                }
-            }
-            process.waitUntilExit()
-            lines.record("exited")
-        }
-        thread.name = "fault-worker-output"
-        thread.start()
-    }
-
-    deinit {
-        if process.isRunning { kill(processIdentifier, SIGKILL) }
-    }
-
-    func send(_ signal: Int32) {
-        kill(processIdentifier, signal)
-    }
-
-    func waitForExit(timeout: Duration = .seconds(20)) async throws {
-        try await lines.wait(for: "the worker to exit", timeout: timeout) { $0.last == "exited" }
-    }
-}
-
 /// What a run of worker processes did, from their output.
 struct WorkerLog {
     /// Per Job sequence: the attempt numbers its handler saw when it started, in order.

@@ -323,20 +323,3 @@ extension MessageStore {
         return try await jetStream.lastMessage(stream: stream.config.name, natsSubject: natsSubject, subject: subject)
     }
 }
-
-/// Polls an async condition every 20 ms until it holds, failing after `timeout`.
-///
-/// For server-side state (consumer counters), which has no event to await.
-func waitUntil(
-    _ description: String,
-    timeout: Duration = .seconds(20),
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    Issue.record("timed out after \(timeout) waiting for \(description)")
-    throw Recorder<Int>.Timeout(waitedFor: description, seen: 0)
-}

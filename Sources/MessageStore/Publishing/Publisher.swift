@@ -43,11 +43,11 @@ struct Publisher: Sendable {
         // message sent again carries it too.
         var messages = messages
         let spans = messages.indices.map { index in
-            let payloadType = type(of: messages[index].payload)
+            let (subject, messageType) = (messages[index].subject, messages[index].messageType)
             return MessageTracing.startPublish(
                 tracer,
-                subject: messages[index].subject,
-                messageType: payloadType.messageType,
+                subject: subject,
+                messageType: messageType,
                 headers: &messages[index].headers
             )
         }
@@ -125,12 +125,17 @@ struct Publisher: Sendable {
             } else {
                 try naming.publishSubject(message.subject)
             }
-        let body = try Envelope.encode(
-            message.payload,
-            metadata: message.metadata,
-            subject: message.subject,
-            coding: bodyCoding
-        )
+        let body: [UInt8]
+        if let encoded = message.encoded {
+            body = encoded.body
+        } else {
+            body = try Envelope.encode(
+                message.payload,
+                metadata: message.metadata,
+                subject: message.subject,
+                coding: bodyCoding
+            )
+        }
         var headers = message.headers
         if let id = message.id {
             headers[MessageHeaderName.messageID] = id

@@ -1,14 +1,15 @@
 import Synchronization
+import Testing
 
 /// Collects events from handlers and lets a test await a condition on them, with a bound.
 ///
 /// Waiting is event-driven: every `record` re-checks the waiting predicates, so a test resumes
 /// the moment its condition holds, and fails with what it saw if the bound passes first.
-final class Recorder<Event: Sendable>: Sendable {
-    struct Timeout: Error, CustomStringConvertible {
-        var waitedFor: String
-        var seen: Int
-        var description: String { "timed out waiting for \(waitedFor); saw \(seen) event(s)" }
+package final class Recorder<Event: Sendable>: Sendable {
+    package struct Timeout: Error, CustomStringConvertible {
+        package var waitedFor: String
+        package var seen: Int
+        package var description: String { "timed out waiting for \(waitedFor); saw \(seen) event(s)" }
     }
 
     private struct Waiter {
@@ -25,11 +26,11 @@ final class Recorder<Event: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
-    init() {}
+    package init() {}
 
-    var events: [Event] { state.withLock { $0.events } }
+    package var events: [Event] { state.withLock { $0.events } }
 
-    func record(_ event: Event) {
+    package func record(_ event: Event) {
         let ready = state.withLock { state -> [(CheckedContinuation<[Event], any Error>, [Event])] in
             state.events.append(event)
             var ready: [(CheckedContinuation<[Event], any Error>, [Event])] = []
@@ -47,7 +48,7 @@ final class Recorder<Event: Sendable>: Sendable {
 
     /// Waits until `predicate` holds for the events recorded so far, at most `timeout`.
     @discardableResult
-    func wait(
+    package func wait(
         for description: String,
         timeout: Duration = .seconds(20),
         until predicate: @escaping @Sendable ([Event]) -> Bool
@@ -65,7 +66,7 @@ final class Recorder<Event: Sendable>: Sendable {
 
     /// Waits until at least `count` events were recorded.
     @discardableResult
-    func wait(forCount count: Int, timeout: Duration = .seconds(20)) async throws -> [Event] {
+    package func wait(forCount count: Int, timeout: Duration = .seconds(20)) async throws -> [Event] {
         try await wait(for: "\(count) event(s)", timeout: timeout) { $0.count >= count }
     }
 
@@ -100,7 +101,7 @@ extension Recorder where Event: Hashable {
     /// quadratic, and over 20,000 events it took tens of seconds of a debug build's CPU (and the
     /// recorder's lock, which every handler takes) in the fault suite.
     @discardableResult
-    func wait(forDistinct count: Int, _ description: String, timeout: Duration = .seconds(20)) async throws
+    package func wait(forDistinct count: Int, _ description: String, timeout: Duration = .seconds(20)) async throws
         -> [Event]
     {
         let distinct = DistinctEvents<Event>()
@@ -112,7 +113,7 @@ extension Recorder where Event: Hashable {
 private final class DistinctEvents<Event: Hashable & Sendable>: Sendable {
     private let state = Mutex((seen: Set<Event>(), read: 0))
 
-    func count(in events: [Event]) -> Int {
+    package func count(in events: [Event]) -> Int {
         state.withLock { state in
             if state.read < events.count {
                 state.seen.formUnion(events[state.read...])
@@ -121,4 +122,21 @@ private final class DistinctEvents<Event: Hashable & Sendable>: Sendable {
             return state.seen.count
         }
     }
+}
+
+/// Polls an async condition every 20 ms until it holds, failing after `timeout`.
+///
+/// For server-side state (consumer counters), which has no event to await.
+package func waitUntil(
+    _ description: String,
+    timeout: Duration = .seconds(20),
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("timed out after \(timeout) waiting for \(description)")
+    throw Recorder<Int>.Timeout(waitedFor: description, seen: 0)
 }

@@ -1,0 +1,315 @@
+import Foundation
+import Logging
+import MessageStore
+import MessageStorePostgres
+import MessageStoreTestSupport
+import MessageStoreTesting
+import PostgresNIO
+import Testing
+
+extension Trait where Self == ConditionTrait {
+    /// Runs where PostgreSQL's binaries and a nats-server are found (CI installs both).
+    static var postgresRequired: Self {
+        .enabled(
+            if: (PostgresTestServer.isAvailable || NATSServerRequirement.isRequired) && NATSServerRequirement.shouldRun,
+            "needs PostgreSQL (Debian's postgresql: scripts/setup.sh --interop) and nats-server"
+        )
+    }
+}
+
+/// A NATS server with a store on it and a PostgreSQL server with a migrated outbox, for `body`
+/// (with the NATS server's URL last).
+func withOutbox<R>(
+    _ body: (MessageStore, PostgresTestServer, PostgresConnection, Outbox, String) async throws -> R
+) async throws -> R {
+    try await NATSTestServer.withServer { nats in
+        try await PostgresTestServer.withServer { postgres in
+            let connection = try await NATSConnection.connect(
+                NATSConnection.Configuration(url: nats.url),
+                logger: testLogger
+            )
+            let store = try MessageStore(
+                connection: connection,
+                configuration: MessageStore.Configuration(
+                    prefix: "t\(UUID().uuidString.prefix(8).lowercased())",
+                    createMissingStreams: true
+                ),
+                logger: testLogger
+            )
+            let database = try await postgres.connect()
+            let outbox = Outbox()
+            do {
+                try await outbox.migrate(on: database, logger: testLogger)
+                let result = try await body(store, postgres, database, outbox, nats.url)
+                try? await database.close()
+                await connection.close()
+                return result
+            } catch {
+                try? await database.close()
+                await connection.close()
+                throw error
+            }
+        }
+    }
+}
+
+/// Runs `relays` for the duration of `body`, then cancels them.
+func withRelays<R>(_ relays: [OutboxRelay], _ body: () async throws -> R) async throws -> R {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for relay in relays { group.addTask { try await relay.run() } }
+        defer { group.cancelAll() }
+        return try await body()
+    }
+}
+
+func relayConfiguration() -> OutboxRelay.Configuration {
+    var configuration = OutboxRelay.Configuration()
+    configuration.standbyInterval = .milliseconds(200)
+    configuration.backoff = .exponential(initial: .milliseconds(50), maximum: .milliseconds(500))
+    return configuration
+}
+
+/// Every message of `category`'s stream, in stream order.
+func storedMessages(_ store: MessageStore, on filter: String) async throws -> [StoredMessage] {
+    var messages: [StoredMessage] = []
+    for try await message in store.messages(on: filter) { messages.append(message) }
+    return messages
+}
+
+@Suite("Outbox", .postgresRequired)
+struct OutboxTests {
+    /// A rolled-back transaction publishes nothing; a committed one exactly one message.
+    @Test func onlyCommittedTransactionsPublish() async throws {
+        try await withOutbox { store, postgres, database, outbox, _ in
+            try await store.ensureStream("orders")
+            struct Rollback: Error {}
+            await #expect(throws: PostgresTransactionError.self) {
+                try await database.withTransaction(logger: testLogger) { transaction in
+                    try await outbox.stage(
+                        Counter(value: 1),
+                        to: "orders.1",
+                        id: "rolled-back",
+                        on: transaction,
+                        logger: testLogger
+                    )
+                    throw Rollback()
+                }
+            }
+            _ = try await database.withTransaction(logger: testLogger) { transaction in
+                try await outbox.stage(
+                    Counter(value: 2),
+                    to: "orders.1",
+                    id: "committed",
+                    on: transaction,
+                    logger: testLogger
+                )
+            }
+            let relay = OutboxRelay(
+                outbox: outbox,
+                store: store,
+                database: postgres.configuration,
+                configuration: relayConfiguration(),
+                logger: testLogger
+            )
+            try await withRelays([relay]) {
+                try await waitUntil("the committed message published") {
+                    try await outbox.pending(on: database, logger: testLogger).count == 0
+                }
+            }
+            let messages = try await storedMessages(store, on: "orders.>")
+            #expect(messages.map { $0.headers["Nats-Msg-Id"] } == ["committed"])
+            #expect(messages.first?.type == "Counter")
+            #expect(try messages.first?.data == .object(["value": .int(2)]))
+        }
+    }
+
+    /// 10,000 rows over 20 subjects staged by 20 concurrent writers, ten a transaction, while the
+    /// relay runs: each stored once, and per subject in the order the rows were committed.
+    @Test func rowsArePublishedOncePerSubjectInCommitOrder() async throws {
+        try await withOutbox { store, postgres, database, outbox, _ in
+            try await store.ensureStream("orders")
+            let relay = OutboxRelay(
+                outbox: outbox,
+                store: store,
+                database: postgres.configuration,
+                configuration: relayConfiguration(),
+                logger: testLogger
+            )
+            let writers = 20
+            let perWriter = 500
+            try await withRelays([relay]) {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for writer in 0..<writers {
+                        group.addTask {
+                            let connection = try await postgres.connect()
+                            // Transactions of 10 rows to one subject, the writers' subjects meeting.
+                            for first in stride(from: 0, to: perWriter, by: 10) {
+                                let subject = "orders.\((writer + first / 10) % 20)"
+                                try await connection.withTransaction(logger: testLogger) { transaction in
+                                    for value in (first..<first + 10).map({ writer * perWriter + $0 }) {
+                                        try await outbox.stage(
+                                            Counter(value: value),
+                                            to: subject,
+                                            id: "row-\(value)",
+                                            on: transaction,
+                                            logger: testLogger
+                                        )
+                                    }
+                                }
+                            }
+                            try await connection.close()
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                try await waitUntil("every row published", timeout: .seconds(60)) {
+                    try await outbox.pending(on: database, logger: testLogger).count == 0
+                }
+            }
+            // Commit order per subject is row order per subject (staging locks the subject).
+            var rowOf: [String: Int64] = [:]
+            let rows = try await database.query("SELECT message_id, id FROM message_store_outbox", logger: testLogger)
+            for try await (messageID, id) in rows.decode((String, Int64).self) { rowOf[messageID] = id }
+            let messages = try await storedMessages(store, on: "orders.>")
+            let ids = messages.compactMap { $0.headers["Nats-Msg-Id"] }
+            #expect(ids.count == writers * perWriter)
+            #expect(Set(ids).count == writers * perWriter, "each row once")
+            var lastRow: [String: Int64] = [:]
+            var outOfOrder: [String] = []
+            for message in messages {
+                guard let id = message.headers["Nats-Msg-Id"], let row = rowOf[id] else { continue }
+                if let last = lastRow[message.subject], last > row {
+                    outOfOrder.append("\(message.subject): \(row) after \(last)")
+                }
+                lastRow[message.subject] = row
+            }
+            #expect(outOfOrder.isEmpty, "\(outOfOrder.prefix(10))")
+        }
+    }
+
+    /// A message no stream takes is set aside with its reason while the others go on; requeued
+    /// once a stream exists, it is published.
+    @Test func permanentFailuresAreSetAsideAndRequeued() async throws {
+        try await withOutbox { store, postgres, database, outbox, _ in
+            try await store.ensureStream("orders")
+            try await database.withTransaction(logger: testLogger) { transaction in
+                try await outbox.stage(
+                    Counter(value: 1),
+                    to: "orders.1",
+                    id: "before",
+                    on: transaction,
+                    logger: testLogger
+                )
+                try await outbox.stage(
+                    Counter(value: 2),
+                    to: "unknown.1",
+                    id: "no-stream",
+                    on: transaction,
+                    logger: testLogger
+                )
+                try await outbox.stage(
+                    Counter(value: 3),
+                    to: "orders.1",
+                    id: "after",
+                    on: transaction,
+                    logger: testLogger
+                )
+            }
+            var configuration = relayConfiguration()
+            configuration.retention = .delete
+            let relay = OutboxRelay(
+                outbox: outbox,
+                store: store,
+                database: postgres.configuration,
+                configuration: configuration,
+                logger: testLogger
+            )
+            try await withRelays([relay]) {
+                try await waitUntil("the failure set aside", timeout: .seconds(30)) {
+                    let failed = try await outbox.failed(on: database, logger: testLogger)
+                    let pending = try await outbox.pending(on: database, logger: testLogger)
+                    return !failed.isEmpty && pending.count == 0
+                }
+                let failed = try await outbox.failed(on: database, logger: testLogger)
+                #expect(failed.map(\.messageID) == ["no-stream"])
+                #expect(failed.first?.reason.contains("no stream") == true, "\(failed.first?.reason ?? "")")
+                #expect(
+                    try await storedMessages(store, on: "orders.>").compactMap { $0.headers["Nats-Msg-Id"] } == [
+                        "before", "after",
+                    ]
+                )
+
+                try await store.ensureStream("unknown")
+                #expect(try await outbox.requeue(on: database, logger: testLogger) == 1)
+                try await waitUntil("the requeued message published") {
+                    try await store.stream(for: "unknown.1")?.messages == 1
+                }
+            }
+            #expect(try await outbox.failed(on: database, logger: testLogger).isEmpty)
+            // Deleted once published.
+            let rows = try await database.query("SELECT count(*) FROM message_store_outbox", logger: testLogger)
+            for try await count in rows.decode(Int64.self) { #expect(count == 0) }
+        }
+    }
+
+    /// Two relays: one is active; when its database connection dies (its backend terminated, as
+    /// when its process dies), the other takes over within the standby interval and the rows go
+    /// on, each once and in order.
+    @Test func aStandbyRelayTakesOverWhenTheActiveOneDies() async throws {
+        try await withOutbox { store, postgres, database, outbox, _ in
+            try await store.ensureStream("orders")
+            let first = OutboxRelay(
+                outbox: outbox,
+                store: store,
+                database: postgres.configuration,
+                configuration: relayConfiguration(),
+                logger: testLogger
+            )
+            var standbyConfiguration = relayConfiguration()
+            standbyConfiguration.pollInterval = .milliseconds(200)
+            let second = OutboxRelay(
+                outbox: outbox,
+                store: store,
+                database: postgres.configuration,
+                configuration: standbyConfiguration,
+                logger: testLogger
+            )
+            func stage(_ values: Range<Int>) async throws {
+                try await database.withTransaction(logger: testLogger) { transaction in
+                    for value in values {
+                        try await outbox.stage(
+                            Counter(value: value),
+                            to: "orders.\(value % 3)",
+                            id: "row-\(value)",
+                            on: transaction,
+                            logger: testLogger
+                        )
+                    }
+                }
+            }
+            let active = Task { try await first.run() }
+            try await stage(0..<100)
+            try await waitUntil("the first relay published") {
+                try await outbox.pending(on: database, logger: testLogger).count == 0
+            }
+            try await withRelays([second]) {
+                // The active relay's backend ends, as when its process dies: its session lock goes.
+                active.cancel()
+                _ = try? await active.value
+                let clock = ContinuousClock()
+                let staged = clock.now
+                try await stage(100..<200)
+                try await waitUntil("the second relay published") {
+                    try await outbox.pending(on: database, logger: testLogger).count == 0
+                }
+                #expect(clock.now - staged < .seconds(3), "taken over within the standby interval and a poll")
+            }
+            let ids = try await storedMessages(store, on: "orders.>").compactMap { $0.headers["Nats-Msg-Id"] }
+            #expect(ids.count == 200 && Set(ids).count == 200)
+            for subject in 0..<3 {
+                let values = ids.compactMap { Int($0.dropFirst(4)) }.filter { $0 % 3 == subject }
+                #expect(values == values.sorted())
+            }
+        }
+    }
+}
