@@ -80,6 +80,8 @@ let package = Package(
             name: "message-store",
             dependencies: [
                 "MessageStore",
+                "MessageStorePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -138,6 +140,19 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Examples/GroupWorker",
+            swiftSettings: upcomingFeatures
+        ),
+        .executableTarget(
+            name: "OutboxService",
+            dependencies: [
+                "ExampleSupport",
+                "MessageStore",
+                "MessageStorePostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/OutboxService",
             swiftSettings: upcomingFeatures
         ),
         .executableTarget(
@@ -239,7 +254,9 @@ let package = Package(
             dependencies: [
                 "MessageStore",
                 "MessageStorePostgres",
+                "OutboxService",
                 "PostgresWorker",
+                "message-store",
                 "MessageStoreTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -52,6 +52,11 @@ public struct Outbox: Sendable {
         channel = Self.identifier(table)
     }
 
+    /// Whether `name` can be the outbox's (or an inbox's) table: letters, digits, `_`, `.` and `"`.
+    public static func isValidTable(_ name: String) -> Bool {
+        isSQLName(name)
+    }
+
     /// Whether `name` can be written into a statement as a table's name.
     static func isSQLName(_ name: String) -> Bool {
         !name.isEmpty

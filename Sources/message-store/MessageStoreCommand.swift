@@ -19,7 +19,7 @@ struct MessageStoreCommand: AsyncParsableCommand {
         version: messageStoreCLIVersion,
         subcommands: [
             Streams.self, StreamCommand.self, Publish.self, Read.self, Last.self, Tail.self, Consumers.self,
-            DeadLetters.self, Replay.self, Stats.self, Trace.self, HealthCommand.self,
+            DeadLetters.self, Replay.self, Stats.self, Trace.self, HealthCommand.self, OutboxCommand.self,
         ]
     )
 

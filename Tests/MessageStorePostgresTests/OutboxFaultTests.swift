@@ -13,7 +13,7 @@ struct OutboxFaultTests {
     /// 20,000 committed rows; relay processes killed at random points, five times, then one
     /// that finishes: every row in the stream exactly once, per subject in row order.
     @Test func relaysKilledAtRandomPointsPublishEveryRowOnceInOrder() async throws {
-        try await withOutbox { store, postgres, database, outbox, natsURL in
+        try await withOutbox { store, postgres, database, outbox, nats in
             try await store.ensureStream("orders")
             let total = 20_000
             // Rows written by SQL, in one statement: the envelope publishing would make.
@@ -26,7 +26,7 @@ struct OutboxFaultTests {
                 logger: testLogger
             )
             let environment = [
-                "NATS_URL": natsURL, "PREFIX": store.prefix, "PG_PORT": String(postgres.port),
+                "NATS_URL": nats.url, "PREFIX": store.prefix, "PG_PORT": String(postgres.port),
                 "MODE": "relay",
             ]
             var generator = SystemRandomNumberGenerator()
@@ -71,7 +71,7 @@ struct OutboxFaultTests {
     /// the redelivered message finds itself in the inbox and does not run again; every job's
     /// effect is in the table exactly once.
     @Test func anInboxWorkerKilledAfterItsCommitDoesNotRunTheMessageAgain() async throws {
-        try await withOutbox { store, postgres, database, _, natsURL in
+        try await withOutbox { store, postgres, database, _, nats in
             try await store.ensureStream("jobs")
             try await Inbox(name: "jobs").migrate(on: database, logger: testLogger)
             try await database.query("CREATE TABLE effects (value integer NOT NULL)", logger: testLogger)
@@ -80,7 +80,7 @@ struct OutboxFaultTests {
             let jobs = (1...total).map { OutgoingMessage(InboxJob(value: $0), to: "jobs.\($0)", id: "job-\($0)") }
             for result in await store.publish(contentsOf: jobs) { _ = try result.get() }
             var environment = [
-                "NATS_URL": natsURL, "PREFIX": store.prefix, "PG_PORT": String(postgres.port),
+                "NATS_URL": nats.url, "PREFIX": store.prefix, "PG_PORT": String(postgres.port),
                 "MODE": "inbox", "CONSUMER": "inbox", "DIE_AFTER": String(killedAfter),
             ]
             let first = try WorkerProcess(executable: "PostgresWorker", environment: environment)

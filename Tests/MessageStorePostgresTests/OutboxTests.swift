@@ -18,9 +18,9 @@ extension Trait where Self == ConditionTrait {
 }
 
 /// A NATS server with a store on it and a PostgreSQL server with a migrated outbox, for `body`
-/// (with the NATS server's URL last).
+/// (with the NATS server last).
 func withOutbox<R>(
-    _ body: (MessageStore, PostgresTestServer, PostgresConnection, Outbox, String) async throws -> R
+    _ body: (MessageStore, PostgresTestServer, PostgresConnection, Outbox, NATSTestServer) async throws -> R
 ) async throws -> R {
     try await NATSTestServer.withServer { nats in
         try await PostgresTestServer.withServer { postgres in
@@ -40,7 +40,7 @@ func withOutbox<R>(
             let outbox = Outbox()
             do {
                 try await outbox.migrate(on: database, logger: testLogger)
-                let result = try await body(store, postgres, database, outbox, nats.url)
+                let result = try await body(store, postgres, database, outbox, nats)
                 try? await database.close()
                 await connection.close()
                 return result
@@ -252,6 +252,57 @@ struct OutboxTests {
         }
     }
 
+    /// NATS down for 10 s while rows are committed: they wait, then flow, each once and in order.
+    @Test func rowsWaitWhileNATSIsDownThenFlow() async throws {
+        try await withOutbox { store, postgres, database, outbox, nats in
+            try await store.ensureStream("orders")
+            let relay = OutboxRelay(
+                outbox: outbox,
+                store: store,
+                database: postgres.configuration,
+                configuration: relayConfiguration(),
+                logger: testLogger
+            )
+            func stage(_ values: Range<Int>) async throws {
+                try await database.withTransaction(logger: testLogger) { transaction in
+                    for value in values {
+                        try await outbox.stage(
+                            Counter(value: value),
+                            to: "orders.\(value % 3)",
+                            id: "row-\(value)",
+                            on: transaction,
+                            logger: testLogger
+                        )
+                    }
+                }
+            }
+            try await withRelays([relay]) {
+                try await stage(0..<100)
+                try await waitUntil("the first rows published") {
+                    try await outbox.pending(on: database, logger: testLogger).count == 0
+                }
+                await nats.crash()
+                let clock = ContinuousClock()
+                let down = clock.now
+                for round in 0..<10 { try await stage(100 + round * 50..<150 + round * 50) }
+                // They wait while the server is away.
+                #expect(try await outbox.pending(on: database, logger: testLogger).count > 0)
+                try await Task.sleep(until: down + .seconds(10))
+                #expect(try await outbox.pending(on: database, logger: testLogger).count == 500)
+                try await nats.start()
+                try await waitUntil("the waiting rows published", timeout: .seconds(30)) {
+                    try await outbox.pending(on: database, logger: testLogger).count == 0
+                }
+            }
+            let ids = try await storedMessages(store, on: "orders.>").compactMap { $0.headers["Nats-Msg-Id"] }
+            #expect(ids.count == 600 && Set(ids).count == 600, "\(ids.count) stored, \(Set(ids).count) distinct")
+            for subject in 0..<3 {
+                let values = ids.compactMap { Int($0.dropFirst(4)) }.filter { $0 % 3 == subject }
+                #expect(values == values.sorted())
+            }
+        }
+    }
+
     /// Two relays: one is active; when its database connection dies (its backend terminated, as
     /// when its process dies), the other takes over within the standby interval and the rows go
     /// on, each once and in order.
@@ -310,6 +361,75 @@ struct OutboxTests {
                 let values = ids.compactMap { Int($0.dropFirst(4)) }.filter { $0 % 3 == subject }
                 #expect(values == values.sorted())
             }
+        }
+    }
+}
+
+@Suite("message-store outbox", .postgresRequired)
+struct OutboxCommandTests {
+    static func cli(_ arguments: [String]) async throws -> ChildProcess.Output {
+        try await ChildProcess.run(
+            ChildProcess.builtExecutable(named: "message-store"),
+            arguments,
+            timeout: .seconds(20)
+        )
+    }
+
+    /// pending, failed and requeue on a real outbox; a password never appears in what it prints.
+    @Test func listsAndRequeuesWhatWasSetAside() async throws {
+        try await withOutbox { store, postgres, database, outbox, _ in
+            try await store.ensureStream("orders")
+            let url = "postgres://postgres@127.0.0.1:\(postgres.port)/postgres"
+            try await database.withTransaction(logger: testLogger) { transaction in
+                try await outbox.stage(
+                    Counter(value: 1),
+                    to: "orders.1",
+                    id: "fine",
+                    on: transaction,
+                    logger: testLogger
+                )
+                try await outbox.stage(
+                    Counter(value: 2),
+                    to: "nowhere.1",
+                    id: "lost",
+                    on: transaction,
+                    logger: testLogger
+                )
+            }
+            let pending = try await Self.cli(["outbox", "pending", "--database", url, "--json"])
+            #expect(pending.status == 0, "\(pending.stderr)")
+            #expect(pending.lines.first?.contains("\"pending\":2") == true, "\(pending.lines)")
+            let relay = OutboxRelay(
+                outbox: outbox,
+                store: store,
+                database: postgres.configuration,
+                configuration: relayConfiguration(),
+                logger: testLogger
+            )
+            try await withRelays([relay]) {
+                try await waitUntil("the failure set aside", timeout: .seconds(30)) {
+                    try await !outbox.failed(on: database, logger: testLogger).isEmpty
+                }
+                let failed = try await Self.cli(["outbox", "failed", "--database", url, "--json"])
+                #expect(failed.status == 0, "\(failed.stderr)")
+                #expect(failed.lines.count == 1 && failed.lines[0].contains("\"id\":\"lost\""), "\(failed.lines)")
+                #expect(failed.lines.first?.contains("no stream") == true, "\(failed.lines)")
+                try await store.ensureStream("nowhere")
+                let requeued = try await Self.cli(["outbox", "requeue", "--database", url])
+                #expect(requeued.lines == ["requeued 1 message(s)"], "\(requeued.stderr)")
+                try await waitUntil("the requeued message published") {
+                    try await store.stream(for: "nowhere.1")?.messages == 1
+                }
+            }
+            let none = try await Self.cli(["outbox", "pending", "--database", url])
+            #expect(none.lines == ["0 pending"])
+            // A server that is not there: a clear error, the URL's password nowhere in it.
+            let wrong = try await Self.cli([
+                "outbox", "pending", "--database", "postgres://nobody:sekrit-pw@127.0.0.1:1/x",
+            ])
+            #expect(wrong.status != 0)
+            #expect(wrong.stderr.contains("cannot connect to PostgreSQL at 127.0.0.1:1 as nobody"), "\(wrong.stderr)")
+            #expect(!(wrong.stdout + wrong.stderr).contains("sekrit"))
         }
     }
 }
