@@ -69,6 +69,41 @@ func relayConfiguration() -> OutboxRelay.Configuration {
     return configuration
 }
 
+/// A relay of `outbox` to `store` on `postgres`, with the tests' short intervals, changed by
+/// `configure`.
+func testRelay(
+    _ outbox: Outbox,
+    _ store: MessageStore,
+    _ postgres: PostgresTestServer,
+    configure: (inout OutboxRelay.Configuration) -> Void = { _ in }
+) -> OutboxRelay {
+    var configuration = relayConfiguration()
+    configure(&configuration)
+    return OutboxRelay(
+        outbox: outbox,
+        store: store,
+        database: postgres.configuration,
+        configuration: configuration,
+        logger: testLogger
+    )
+}
+
+/// Stages `Counter(value)` to `orders.<value % 3>` with id `row-<value>` for each of `values`, in
+/// one transaction.
+func stageRows(_ values: Range<Int>, in outbox: Outbox, on database: PostgresConnection) async throws {
+    try await database.withTransaction(logger: testLogger) { transaction in
+        for value in values {
+            try await outbox.stage(
+                Counter(value: value),
+                to: "orders.\(value % 3)",
+                id: "row-\(value)",
+                on: transaction,
+                logger: testLogger
+            )
+        }
+    }
+}
+
 /// Every message of `category`'s stream, in stream order.
 func storedMessages(_ store: MessageStore, on filter: String) async throws -> [StoredMessage] {
     var messages: [StoredMessage] = []
@@ -104,13 +139,7 @@ struct OutboxTests {
                     logger: testLogger
                 )
             }
-            let relay = OutboxRelay(
-                outbox: outbox,
-                store: store,
-                database: postgres.configuration,
-                configuration: relayConfiguration(),
-                logger: testLogger
-            )
+            let relay = testRelay(outbox, store, postgres)
             try await withRelays([relay]) {
                 try await waitUntil("the committed message published") {
                     try await outbox.pending(on: database, logger: testLogger).count == 0
@@ -128,13 +157,7 @@ struct OutboxTests {
     @Test func rowsArePublishedOncePerSubjectInCommitOrder() async throws {
         try await withOutbox { store, postgres, database, outbox, _ in
             try await store.ensureStream("orders")
-            let relay = OutboxRelay(
-                outbox: outbox,
-                store: store,
-                database: postgres.configuration,
-                configuration: relayConfiguration(),
-                logger: testLogger
-            )
+            let relay = testRelay(outbox, store, postgres)
             let writers = 20
             let perWriter = 500
             try await withRelays([relay]) {
@@ -215,15 +238,7 @@ struct OutboxTests {
                     logger: testLogger
                 )
             }
-            var configuration = relayConfiguration()
-            configuration.retention = .delete
-            let relay = OutboxRelay(
-                outbox: outbox,
-                store: store,
-                database: postgres.configuration,
-                configuration: configuration,
-                logger: testLogger
-            )
+            let relay = testRelay(outbox, store, postgres) { $0.retention = .delete }
             try await withRelays([relay]) {
                 try await waitUntil("the failure set aside", timeout: .seconds(30)) {
                     let failed = try await outbox.failed(on: database, logger: testLogger)
@@ -256,35 +271,18 @@ struct OutboxTests {
     @Test func rowsWaitWhileNATSIsDownThenFlow() async throws {
         try await withOutbox { store, postgres, database, outbox, nats in
             try await store.ensureStream("orders")
-            let relay = OutboxRelay(
-                outbox: outbox,
-                store: store,
-                database: postgres.configuration,
-                configuration: relayConfiguration(),
-                logger: testLogger
-            )
-            func stage(_ values: Range<Int>) async throws {
-                try await database.withTransaction(logger: testLogger) { transaction in
-                    for value in values {
-                        try await outbox.stage(
-                            Counter(value: value),
-                            to: "orders.\(value % 3)",
-                            id: "row-\(value)",
-                            on: transaction,
-                            logger: testLogger
-                        )
-                    }
-                }
-            }
+            let relay = testRelay(outbox, store, postgres)
             try await withRelays([relay]) {
-                try await stage(0..<100)
+                try await stageRows(0..<100, in: outbox, on: database)
                 try await waitUntil("the first rows published") {
                     try await outbox.pending(on: database, logger: testLogger).count == 0
                 }
                 await nats.crash()
                 let clock = ContinuousClock()
                 let down = clock.now
-                for round in 0..<10 { try await stage(100 + round * 50..<150 + round * 50) }
+                for round in 0..<10 {
+                    try await stageRows(100 + round * 50..<150 + round * 50, in: outbox, on: database)
+                }
                 // They wait while the server is away.
                 #expect(try await outbox.pending(on: database, logger: testLogger).count > 0)
                 try await Task.sleep(until: down + .seconds(10))
@@ -309,37 +307,10 @@ struct OutboxTests {
     @Test func aStandbyRelayTakesOverWhenTheActiveOneDies() async throws {
         try await withOutbox { store, postgres, database, outbox, _ in
             try await store.ensureStream("orders")
-            let first = OutboxRelay(
-                outbox: outbox,
-                store: store,
-                database: postgres.configuration,
-                configuration: relayConfiguration(),
-                logger: testLogger
-            )
-            var standbyConfiguration = relayConfiguration()
-            standbyConfiguration.pollInterval = .milliseconds(200)
-            let second = OutboxRelay(
-                outbox: outbox,
-                store: store,
-                database: postgres.configuration,
-                configuration: standbyConfiguration,
-                logger: testLogger
-            )
-            func stage(_ values: Range<Int>) async throws {
-                try await database.withTransaction(logger: testLogger) { transaction in
-                    for value in values {
-                        try await outbox.stage(
-                            Counter(value: value),
-                            to: "orders.\(value % 3)",
-                            id: "row-\(value)",
-                            on: transaction,
-                            logger: testLogger
-                        )
-                    }
-                }
-            }
+            let first = testRelay(outbox, store, postgres)
+            let second = testRelay(outbox, store, postgres) { $0.pollInterval = .milliseconds(200) }
             let active = Task { try await first.run() }
-            try await stage(0..<100)
+            try await stageRows(0..<100, in: outbox, on: database)
             try await waitUntil("the first relay published") {
                 try await outbox.pending(on: database, logger: testLogger).count == 0
             }
@@ -349,7 +320,7 @@ struct OutboxTests {
                 _ = try? await active.value
                 let clock = ContinuousClock()
                 let staged = clock.now
-                try await stage(100..<200)
+                try await stageRows(100..<200, in: outbox, on: database)
                 try await waitUntil("the second relay published") {
                     try await outbox.pending(on: database, logger: testLogger).count == 0
                 }
@@ -399,13 +370,7 @@ struct OutboxCommandTests {
             let pending = try await Self.cli(["outbox", "pending", "--database", url, "--json"])
             #expect(pending.status == 0, "\(pending.stderr)")
             #expect(pending.lines.first?.contains("\"pending\":2") == true, "\(pending.lines)")
-            let relay = OutboxRelay(
-                outbox: outbox,
-                store: store,
-                database: postgres.configuration,
-                configuration: relayConfiguration(),
-                logger: testLogger
-            )
+            let relay = testRelay(outbox, store, postgres)
             try await withRelays([relay]) {
                 try await waitUntil("the failure set aside", timeout: .seconds(30)) {
                     try await !outbox.failed(on: database, logger: testLogger).isEmpty
