@@ -54,7 +54,7 @@ trap cleanup EXIT
 
 # House style, checked before anything is built: swift format (the toolchain's, with
 # .swift-format), strict.
-step lint swift format lint --strict --recursive Sources Tests Examples Benchmarks/SwiftBench Fuzz/Sources \
+step lint swift format lint --strict --recursive Sources Tests Examples Benchmarks/SwiftBench Benchmarks/OutboxBench Fuzz/Sources \
     Fuzz/Package.swift Package.swift
 
 # No warnings in the project's own code (dependencies' warnings are theirs): a warning in a file

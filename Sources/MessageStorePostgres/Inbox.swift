@@ -1,6 +1,7 @@
 public import Logging
 public import MessageStore
 public import PostgresNIO
+public import ServiceLifecycle
 
 /// An inbox in PostgreSQL: a handler's effects and the record that it handled the message commit
 /// in one transaction, so a message delivered again (a worker that died before its
@@ -20,7 +21,7 @@ public import PostgresNIO
 /// service or per handler), so two services handling the same message each handle it once.
 /// Concurrent deliveries of one message (two workers) wait on each other's row: the second finds
 /// it recorded once the first commits. Entries stay until ``expire(olderThan:on:logger:)``
-/// removes them.
+/// removes them (or an ``Inbox/Expiry`` service does, now and then).
 public struct Inbox: Sendable {
     /// The table's name. Defaults to `message_store_inbox`.
     public let table: String
@@ -127,5 +128,53 @@ public struct Inbox: Sendable {
             return "id:" + id
         }
         return "seq:\(message.stream):\(message.sequence)"
+    }
+}
+
+extension Inbox {
+    /// Removes an inbox table's old entries now and then: a ServiceLifecycle `Service` to run
+    /// beside the workers (one is enough for a table; more do no harm).
+    public struct Expiry: Service {
+        let inbox: Inbox
+        let retention: Duration
+        let interval: Duration
+        let client: PostgresClient
+        let logger: Logger
+
+        /// Every `interval` (default an hour), removes the entries of `inbox`'s table recorded
+        /// more than `retention` ago (default a week).
+        public init(
+            _ inbox: Inbox,
+            client: PostgresClient,
+            retention: Duration = .seconds(7 * 24 * 3_600),
+            interval: Duration = .seconds(3_600),
+            logger: Logger
+        ) {
+            self.inbox = inbox
+            self.client = client
+            self.retention = retention
+            self.interval = interval
+            self.logger = logger
+        }
+
+        public func run() async throws {
+            await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    do {
+                        let removed = try await client.withConnection { connection in
+                            try await inbox.expire(olderThan: retention, on: connection, logger: logger)
+                        }
+                        logger.debug("inbox entries expired", metadata: ["message_store.count": "\(removed)"])
+                    } catch {
+                        if Task.isCancelled { return }
+                        logger.warning(
+                            "could not remove expired inbox entries",
+                            metadata: ["message_store.inbox": "\(inbox.table)", "message_store.error": "\(error)"]
+                        )
+                    }
+                    try? await Task.sleep(for: interval)
+                }
+            }
+        }
     }
 }

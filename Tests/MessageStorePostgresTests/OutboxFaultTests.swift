@@ -67,6 +67,66 @@ struct OutboxFaultTests {
         }
     }
 
+    /// Two relay processes at a time: the active one is killed (SIGKILL) on its way through 500
+    /// rows and 500 more are committed, three times, a new standby started each time. The standby takes over within
+    /// the bound (its standby interval, 200 ms here, and a poll), and every row is stored once, in
+    /// order per subject.
+    @Test func aStandbyRelayProcessTakesOverFromAKilledActiveOne() async throws {
+        try await withOutbox { store, postgres, database, outbox, nats in
+            try await store.ensureStream("orders")
+            let environment = [
+                "NATS_URL": nats.url, "PREFIX": store.prefix, "PG_PORT": String(postgres.port), "MODE": "relay",
+            ]
+            func insert(_ rows: ClosedRange<Int>) async throws {
+                try await database.query(
+                    """
+                    INSERT INTO message_store_outbox (message_id, subject, type, body)
+                    SELECT 'row-' || g, 'orders.' || (g % 10), 'Counter', '{"type":"Counter","data":{"value":' || g || '}}'
+                    FROM generate_series(\(rows.lowerBound), \(rows.upperBound)) AS g
+                    """,
+                    logger: testLogger
+                )
+            }
+            func stored() async throws -> UInt64 { try await store.stream(for: "orders.1")?.messages ?? 0 }
+            // The first relay is the active one once it has published.
+            var active = try WorkerProcess(executable: "PostgresWorker", environment: environment)
+            try await insert(1...1_000)
+            try await waitUntil("the first relay active") { try await stored() == 1_000 }
+            var takeovers: [Duration] = []
+            for round in 1...3 {
+                let standby = try WorkerProcess(executable: "PostgresWorker", environment: environment)
+                try await standby.lines.wait(for: "the standby to start") { $0.contains("ready") }
+                let first = round * 1_000 + 1
+                try await insert(first...first + 499)
+                try await waitUntil("the active relay on its way") { try await stored() >= UInt64(first + 100) }
+                active.send(SIGKILL)
+                let killed = ContinuousClock.now
+                try await active.waitForExit()
+                // Committed after the kill: only the standby can publish these.
+                try await insert(first + 500...first + 999)
+                try await waitUntil("the standby to publish the rows") { try await stored() == UInt64(first + 999) }
+                takeovers.append(ContinuousClock.now - killed)
+                active = standby
+            }
+            active.send(SIGTERM)
+            try await active.waitForExit()
+            print("outbox relay takeovers after SIGKILL: \(takeovers)")
+            #expect(takeovers.allSatisfy { $0 < .seconds(3) }, "takeovers: \(takeovers)")
+            let rows = try await storedMessages(store, on: "orders.>").compactMap {
+                $0.headers["Nats-Msg-Id"].flatMap { Int($0.dropFirst(4)) }
+            }
+            #expect(
+                rows.count == 4_000 && Set(rows).count == 4_000,
+                "\(rows.count) stored, \(Set(rows).count) distinct"
+            )
+            for subject in 0..<10 {
+                let ofSubject = rows.filter { $0 % 10 == subject }
+                #expect(ofSubject == ofSubject.sorted(), "orders.\(subject) in row order")
+            }
+            #expect(try await outbox.pending(on: database, logger: testLogger).count == 0)
+        }
+    }
+
     /// A worker killed after its handler's transaction committed and before its acknowledgement:
     /// the redelivered message finds itself in the inbox and does not run again; every job's
     /// effect is in the table exactly once.
