@@ -66,7 +66,11 @@ async def main():
 
     # Latency: one commit at a time, to the message's arrival.
     arrived = asyncio.Queue()
-    subscription = await nc.subscribe(f"{subject_prefix}.latency", cb=lambda message: arrived.put_nowait(time.perf_counter()))
+
+    async def on_message(message):
+        arrived.put_nowait(time.perf_counter())
+
+    subscription = await nc.subscribe(f"{subject_prefix}.latency", cb=on_message)
     latencies = []
     for value in range(args.samples):
         async with sessions() as session:
