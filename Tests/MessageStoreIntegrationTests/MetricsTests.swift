@@ -7,13 +7,8 @@ import Testing
 
 @testable import MessageStore
 
-/// swift-metrics is bootstrapped once per process; instruments made before stay no-ops, so each
-/// test here creates its subscription after touching `sharedTestMetrics` and uses its own consumer.
-let sharedTestMetrics: TestMetrics = {
-    let metrics = TestMetrics()
-    MetricsSystem.bootstrap(metrics)
-    return metrics
-}()
+// Each test here creates its subscription after touching `sharedTestMetrics` (the process's one
+// metrics bootstrap, in MessageStoreTestSupport) and uses its own consumer.
 
 @Suite("Metrics", .serverRequired)
 struct MetricsTests {

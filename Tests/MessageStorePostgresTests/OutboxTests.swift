@@ -4,6 +4,7 @@ import MessageStore
 import MessageStorePostgres
 import MessageStoreTestSupport
 import MessageStoreTesting
+import MetricsTestKit
 import PostgresNIO
 import Testing
 
@@ -395,6 +396,46 @@ struct OutboxCommandTests {
             #expect(wrong.status != 0)
             #expect(wrong.stderr.contains("cannot connect to PostgreSQL at 127.0.0.1:1 as nobody"), "\(wrong.stderr)")
             #expect(!(wrong.stdout + wrong.stderr).contains("sekrit"))
+        }
+    }
+}
+
+@Suite("Outbox metrics", .postgresRequired)
+struct OutboxMetricsTests {
+    /// Published, set aside and pending, labelled by the table (one of this test's own).
+    @Test func theRelayCountsWhatItPublishesAndSetsAside() async throws {
+        let metrics = sharedTestMetrics
+        try await withOutbox { store, postgres, database, _, _ in
+            try await store.ensureStream("orders")
+            let outbox = Outbox(table: "metrics_outbox")
+            try await outbox.migrate(on: database, logger: testLogger)
+            try await database.withTransaction(logger: testLogger) { transaction in
+                for value in 0..<10 {
+                    try await outbox.stage(
+                        Counter(value: value),
+                        to: "orders.\(value)",
+                        on: transaction,
+                        logger: testLogger
+                    )
+                }
+                try await outbox.stage(Counter(value: 10), to: "nowhere.1", on: transaction, logger: testLogger)
+            }
+            let dimensions = [("outbox", "metrics_outbox")]
+            let relay = testRelay(outbox, store, postgres)
+            try await withRelays([relay]) {
+                try await waitUntil("published and set aside", timeout: .seconds(30)) {
+                    let published = try? metrics.expectCounter("message_store_outbox_published_total", dimensions)
+                    let failed = try? metrics.expectCounter("message_store_outbox_failed_total", dimensions)
+                    return published?.totalValue == 10 && failed?.totalValue == 1
+                }
+                // The gauges are read at most once a second: 11 waiting at the start, then none.
+                try await waitUntil("the pending gauge at zero") {
+                    (try? metrics.expectGauge("message_store_outbox_pending", dimensions))?.lastValue == 0
+                }
+            }
+            let pending = try metrics.expectGauge("message_store_outbox_pending", dimensions)
+            #expect(pending.values.first == 11, "\(pending.values)")
+            #expect(try metrics.expectGauge("message_store_outbox_oldest_pending_seconds", dimensions).lastValue == 0)
         }
     }
 }
