@@ -9,7 +9,7 @@ import Testing
 /// Relay and inbox worker processes (Tests/PostgresWorker) killed with SIGKILL, counted with an
 /// independent reader (the stream, the tables).
 @Suite("Outbox and inbox under crashes", .postgresRequired)
-struct OutboxFaultTests {
+struct OutboxCrashTests {
     /// 20,000 committed rows; relay processes killed at random points, five times, then one
     /// that finishes: every row in the stream exactly once, per subject in row order.
     @Test func relaysKilledAtRandomPointsPublishEveryRowOnceInOrder() async throws {
