@@ -113,8 +113,17 @@ struct DeliveryFaultTests {
             #expect(letter.subject == "dlq.jobs.poison")
             #expect(letter.headers[DeadLetterHeader.cause] == "too-many-deliveries")
             // Its first run went unrecorded (first deliveries record nothing); the three recorded
-            // runs are the attempts, then it was terminated without running again.
-            #expect(log.poisonRuns == [1, 1, 2, 3], "poison runs: \(log.poisonRuns)")
+            // runs are the attempts, then it was terminated without running again. A kill of ours
+            // that lands between a run's record and its start uses that attempt up unrun (as for
+            // the jobs below): CI saw [1, 2, 3] once, beside "#641 attempt 2 after 0 start(s)".
+            let recorded = Array(log.poisonRuns.dropFirst())
+            #expect(log.poisonRuns.first == 1, "poison runs: \(log.poisonRuns)")
+            #expect(
+                recorded.last == 3 && recorded == recorded.sorted() && Set(recorded).count == recorded.count,
+                "poison runs: \(log.poisonRuns)"
+            )
+            #expect(3 - recorded.count <= externalKills, "poison runs: \(log.poisonRuns)")
+            if log.poisonRuns != [1, 1, 2, 3] { print("crash test: poison runs \(log.poisonRuns)") }
             // Each of its runs killed the process (a kill of ours may have met one that was dying).
             #expect(selfKills <= log.poisonRuns.count)
             let missing = (1...UInt64(total)).filter { $0 != UInt64(poisonIndex) && log.handled[$0] == nil }
