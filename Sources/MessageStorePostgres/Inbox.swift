@@ -32,7 +32,7 @@ public struct Inbox: Sendable {
     ///
     /// - Precondition: `table` is an SQL name; it is written into statements as it is.
     public init(name: String, table: String = "message_store_inbox") {
-        precondition(Outbox.isSQLName(table), "the inbox table must be an SQL name, not \(table)")
+        precondition(Outbox.isValidTable(table), "the inbox table must be an SQL name, not \(table)")
         self.name = name
         self.table = table
     }
@@ -106,7 +106,6 @@ public struct Inbox: Sendable {
     /// now and then: a message delivered again after that runs again.
     @discardableResult
     public func expire(olderThan age: Duration, on connection: PostgresConnection, logger: Logger) async throws -> Int {
-        let seconds = Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
@@ -114,7 +113,7 @@ public struct Inbox: Sendable {
                         DELETE FROM \(table) WHERE handled_at < clock_timestamp() - make_interval(secs => $1) RETURNING 1
                     ) SELECT count(*) FROM expired
                     """,
-                binds: try Outbox.binds(seconds)
+                binds: try Outbox.binds(age.seconds)
             ),
             logger: logger
         )

@@ -46,19 +46,15 @@ public struct Outbox: Sendable {
     /// - Precondition: `table` is an SQL name (letters, digits, `_`, `.`, `"` for quoting); it is
     ///   written into statements as it is.
     public init(table: String = "message_store_outbox", bodyCoding: BodyCoding = .fast) {
-        precondition(Self.isSQLName(table), "the outbox table must be an SQL name, not \(table)")
+        precondition(Self.isValidTable(table), "the outbox table must be an SQL name, not \(table)")
         self.table = table
         self.bodyCoding = bodyCoding
         channel = Self.identifier(table)
     }
 
-    /// Whether `name` can be the outbox's (or an inbox's) table: letters, digits, `_`, `.` and `"`.
+    /// Whether `name` can be the outbox's (or an inbox's) table: ASCII letters, digits, `_`, `.`
+    /// and `"`, so that it can be written into a statement as it is.
     public static func isValidTable(_ name: String) -> Bool {
-        isSQLName(name)
-    }
-
-    /// Whether `name` can be written into a statement as a table's name.
-    static func isSQLName(_ name: String) -> Bool {
         !name.isEmpty
             && name.unicodeScalars.allSatisfy {
                 $0.isASCII && ($0.properties.isAlphabetic || "0123456789_.\"".unicodeScalars.contains($0))

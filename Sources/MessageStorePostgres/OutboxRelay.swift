@@ -159,7 +159,7 @@ private struct Session {
                 let pending = try await outbox.pending(on: connection, logger: logger)
                 metrics.pending.record(pending.count)
                 metrics.oldest.record(
-                    pending.oldest.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
+                    pending.oldest?.seconds ?? 0
                 )
             }
             guard !held.isEmpty else {
@@ -399,5 +399,12 @@ struct OutboxMetrics: Sendable {
         failed = Counter(label: "message_store_outbox_failed_total", dimensions: dimensions)
         pending = Gauge(label: "message_store_outbox_pending", dimensions: dimensions)
         oldest = Gauge(label: "message_store_outbox_oldest_pending_seconds", dimensions: dimensions)
+    }
+}
+
+extension Duration {
+    /// In seconds, for gauges and SQL intervals.
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

@@ -103,7 +103,7 @@ final class BatchGate: Sendable {
     }
 
     /// `count` messages are on their way to a handler (key runners, started together).
-    func enter(_ count: Int = 1) {
+    func enter(_ count: Int) {
         adjust(running: count, queued: 0)
     }
 
