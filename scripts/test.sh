@@ -119,8 +119,8 @@ if [[ ${MESSAGE_STORE_FUZZ_SECONDS:-20} -gt 0 ]]; then
     step fuzz env FUZZ_CONFIGURATION="${FUZZ_CONFIGURATION:-debug}" scripts/fuzz.sh "${MESSAGE_STORE_FUZZ_SECONDS:-20}"
 fi
 # The benchmark runner keeps working: a quick run (small sizes, one repetition, release
-# build) of every scenario and implementation. Its numbers are not checked here.
-step bench Benchmarks/run --quick
+# build) of every scenario and implementation, and its chart. Its numbers are not checked here.
+step bench Benchmarks/run --quick --plot .build/bench-quick.svg
 # The API documentation builds, its warnings (broken symbol links) as errors.
 step docs scripts/docs.sh
 echo "test: all steps took $((SECONDS - run_start)) s"

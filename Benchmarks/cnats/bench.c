@@ -4,7 +4,10 @@
 //
 //   bench <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K]
 //
-// Scenarios: publish_sync, publish_pipelined, consume, replay, latency, memory.
+// Scenarios: publish_sync, publish_pipelined, consume, replay, latency, memory, publish_fanin (100
+// threads each awaiting its publishes, N in all), large_messages (N 64 KiB bodies published
+// asynchronously, then consumed), cold_start (connect, create the consumer, fetch the first stored
+// message and print a line at once: the runner times the process from its start to that line).
 // Helpers used by Benchmarks/run (not timed): prepublish (stores N BenchEvent envelopes on
 // <prefix>.bench.events.1, creating the stream like MessageStore does), delete (removes the
 // <prefix>-bench and <prefix>-dead streams).
@@ -121,14 +124,99 @@ static void publish_pipelined(jsCtx *js) {
     }
 }
 
+// publish_fanin: 100 threads share the connection, each publishing and waiting in turn.
+#define FANIN_THREADS 100
+
+struct fanin_arg {
+    jsCtx *js;
+    int first;
+};
+
+static void *fanin_thread(void *arg) {
+    struct fanin_arg *a = arg;
+    char body[256];
+    jsErrCode jerr = 0;
+    for (int i = a->first; i < n; i += FANIN_THREADS) {
+        jsPubAck *pa = NULL;
+        int len = envelope(body, sizeof body, "BenchEvent", i);
+        check(js_Publish(&pa, a->js, subject, body, len, NULL, &jerr), jerr, "js_Publish (fanin)");
+        jsPubAck_Destroy(pa);
+    }
+    return NULL;
+}
+
+static void publish_fanin(jsCtx *js) {
+    pthread_t threads[FANIN_THREADS];
+    struct fanin_arg args[FANIN_THREADS];
+    for (int t = 0; t < FANIN_THREADS; t++) {
+        args[t].js = js;
+        args[t].first = t;
+        pthread_create(&threads[t], NULL, fanin_thread, &args[t]);
+    }
+    for (int t = 0; t < FANIN_THREADS; t++) pthread_join(threads[t], NULL);
+}
+
+// large_messages: the envelope of a LargeEvent, a 64 KiB string.
+#define LARGE_BLOB 65536
+
+static char *large_envelope(int id, int *len) {
+    size_t size = LARGE_BLOB + 128;
+    char *buffer = malloc(size);
+    int head = snprintf(buffer, size, "{\"type\":\"LargeEvent\",\"data\":{\"id\":%d,\"blob\":\"", id);
+    memset(buffer + head, 'x', LARGE_BLOB);
+    *len = head + LARGE_BLOB + snprintf(buffer + head + LARGE_BLOB, size - head - LARGE_BLOB, "\"}}");
+    return buffer;
+}
+
+static long consume(jsCtx *js, const char *durable, int count);
+
+static double large_messages(jsCtx *js) {
+    char large_subject[256];
+    snprintf(large_subject, sizeof large_subject, "%s.bench.large.1", prefix);
+    double start = now_seconds();
+    for (int i = 0; i < n; i++) {
+        int len = 0;
+        char *body = large_envelope(i, &len);
+        check(js_PublishAsync(js, large_subject, body, len, NULL), 0, "js_PublishAsync (large)");
+        free(body);
+    }
+    check(js_PublishAsyncComplete(js, NULL), 0, "js_PublishAsyncComplete (large)");
+    if (async_failures) {
+        fprintf(stderr, "bench.c: %d async publishes failed\n", async_failures);
+        exit(1);
+    }
+    consume(js, "bench-worker", n);
+    return now_seconds() - start;
+}
+
+// cold_start: what a new C consumer does before it holds the first stored message.
+static void cold_start(jsCtx *js) {
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    check(js_PullSubscribe(&sub, js, filter, "bench-worker", NULL, NULL, &jerr), jerr, "js_PullSubscribe (cold)");
+    for (;;) {
+        natsMsgList list = {0};
+        natsStatus s = natsSubscription_Fetch(&list, sub, 1, 5000, &jerr);
+        if (s == NATS_TIMEOUT) continue;
+        check(s, jerr, "natsSubscription_Fetch (cold)");
+        int got = list.Count > 0;
+        for (int i = 0; i < list.Count; i++) natsMsg_Ack(list.Msgs[i], NULL);
+        natsMsgList_Destroy(&list);
+        if (got) break;
+    }
+    printf("{\"impl\":\"cnats\",\"n\":1,\"per_second\":0,\"scenario\":\"cold_start\",\"seconds\":0}\n");
+    fflush(stdout);
+    natsSubscription_Destroy(sub);
+}
+
 // Pull consumer, batches of 256 (the Swift worker's batch size), one ack per message.
-static long consume(jsCtx *js, const char *durable) {
+static long consume(jsCtx *js, const char *durable, int count) {
     natsSubscription *sub = NULL;
     jsErrCode jerr = 0;
     long rss_at_sample = 0;
     int seen = 0;
     check(js_PullSubscribe(&sub, js, filter, durable, NULL, NULL, &jerr), jerr, "js_PullSubscribe");
-    while (seen < n) {
+    while (seen < count) {
         natsMsgList list = {0};
         natsStatus s = natsSubscription_Fetch(&list, sub, 256, 5000, &jerr);
         if (s == NATS_TIMEOUT) continue;
@@ -284,6 +372,9 @@ int main(int argc, char **argv) {
     if (strcmp(scenario, "delete") == 0) {
         delete_streams(js);
         scenario = NULL;
+    } else if (strcmp(scenario, "cold_start") == 0) {
+        cold_start(js);  // prints its own line; the stream was made by prepublish
+        scenario = NULL;
     } else {
         ensure_stream(js);
     }
@@ -301,11 +392,18 @@ int main(int argc, char **argv) {
         seconds = now_seconds() - start;
     } else if (strcmp(scenario, "consume") == 0 || strcmp(scenario, "memory") == 0) {
         double start = now_seconds();
-        long rss_at_sample = consume(js, "bench-worker");
+        long rss_at_sample = consume(js, "bench-worker", n);
         seconds = now_seconds() - start;
         if (strcmp(scenario, "memory") == 0)
             snprintf(extra, sizeof extra, ",\"rss_bytes\":%ld,\"rss_bytes_at_50k\":%ld", proc_status("VmHWM"),
                      rss_at_sample);
+    } else if (strcmp(scenario, "publish_fanin") == 0) {
+        double start = now_seconds();
+        publish_fanin(js);
+        seconds = now_seconds() - start;
+    } else if (strcmp(scenario, "large_messages") == 0) {
+        seconds = large_messages(js);
+        snprintf(extra, sizeof extra, ",\"mb_per_second\":%.3f", 2.0 * n * LARGE_BLOB / seconds / 1048576.0);
     } else if (strcmp(scenario, "replay") == 0) {
         double start = now_seconds();
         replay(js);

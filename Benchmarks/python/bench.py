@@ -4,7 +4,10 @@ One scenario, one repetition; prints one JSON result line.
 
     python bench.py <scenario> --url nats://127.0.0.1:PORT --prefix P --n N [--sample-at K]
 
-Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory.
+Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory,
+io_concurrent, publish_fanin (100 coroutines each awaiting its publishes, N in all), large_messages
+(N 64 KiB bodies published pipelined, then consumed), cold_start (a new worker handles the first
+stored message and prints a line at once: the runner times the process from its start to it).
 consume, replay and memory expect N BenchEvent messages already stored on bench.events.1.
 """
 
@@ -46,7 +49,29 @@ async def stop_worker(nc, subscription):
         pass
 
 
+LARGE_BLOB = 65536
+
+
+async def cold_start(args):
+    nc = await nats.connect(args.url)
+    store = MessageStore(nc, args.prefix, should_create_missing_streams=True)
+    first = asyncio.Event()
+
+    async def handle(message):
+        first.set()
+
+    worker = store.create_subscription("bench.>", "bench-worker", handlers={"BenchEvent": handle})
+    worker.start()
+    await first.wait()
+    print(json.dumps({"impl": "python", "n": 1, "per_second": 0, "scenario": "cold_start", "seconds": 0}))
+    sys.stdout.flush()
+    await stop_worker(nc, worker)
+
+
 async def run(args):
+    if args.scenario == "cold_start":
+        await cold_start(args)
+        sys.exit(0)
     nc = await nats.connect(args.url)
     store = MessageStore(nc, args.prefix, should_create_missing_streams=True)
     await store.ensure_stream("bench")
@@ -71,6 +96,42 @@ async def run(args):
         acks = await asyncio.gather(*(publish(index) for index in range(n)))
         result["seconds"] = time.perf_counter() - start
         assert len(acks) == n
+
+    elif args.scenario == "publish_fanin":
+        tasks = 100
+
+        async def publisher(first):
+            for index in range(first, n, tasks):
+                await store.publish_message(SUBJECT, bench_event(index))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(publisher(task) for task in range(tasks)))
+        result["seconds"] = time.perf_counter() - start
+
+    elif args.scenario == "large_messages":
+        window = asyncio.Semaphore(PIPELINE_WINDOW)
+        blob = "x" * LARGE_BLOB
+        done = asyncio.Event()
+        state = {"seen": 0}
+
+        async def publish_large(index):
+            async with window:
+                return await store.publish_message("bench.large.1", Message("LargeEvent", {"id": index, "blob": blob}))
+
+        async def handle_large(message):
+            if len(message.data["blob"]) != LARGE_BLOB:
+                raise RuntimeError("truncated")
+            state["seen"] += 1
+            if state["seen"] == n:
+                done.set()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(publish_large(index) for index in range(n)))
+        worker = store.create_subscription("bench.>", "bench-worker", handlers={"LargeEvent": handle_large})
+        worker.start()
+        await done.wait()
+        result["seconds"] = time.perf_counter() - start
+        result["mb_per_second"] = 2 * n * LARGE_BLOB / result["seconds"] / 1048576
 
     elif args.scenario in ("consume", "memory"):
         done = asyncio.Event()
