@@ -10,7 +10,10 @@
 // Scenarios: publish_sync, publish_pipelined, consume, consume_slow, poison, replay, latency, memory,
 // io_concurrent (publishes N messages over K subjects first, untimed, then handles them with
 // handlers that await 2 ms of simulated I/O, 64 at a time, unordered or in order per subject),
-// group_scaling (the same work for a partitioned group of --members processes; see Group.swift).
+// group_scaling (the same work for a partitioned group of --members processes; see Group.swift),
+// publish_fanin (100 tasks each awaiting its publishes, N in all), large_messages (N 64 KiB
+// bodies published pipelined, then consumed), cold_start (a new worker handles the first stored
+// message and prints a line at once: the runner times the process from its start to that line).
 // consume, replay and memory expect N BenchEvent messages already stored on bench.events.1
 // (Benchmarks/run stores them with the C tool, so every implementation reads identical bytes).
 
@@ -42,6 +45,21 @@ struct BenchEvent: MessagePayload {
         amount = id % 1_000
         currency = "EUR"
         note = "benchmark payload padding text"
+    }
+}
+
+/// The large_messages scenario's message: a 64 KiB string in its envelope.
+struct LargeEvent: MessagePayload {
+    var id: Int
+    var blob: String
+
+    static let blobBytes = 65_536
+    /// Made once: the standard library's String(repeating:count:) takes longer than a publish.
+    static let sharedBlob = String(decoding: [UInt8](repeating: UInt8(ascii: "x"), count: blobBytes), as: UTF8.self)
+
+    init(_ id: Int) {
+        self.id = id
+        blob = Self.sharedBlob
     }
 }
 
@@ -142,6 +160,7 @@ struct BenchResult: Encodable {
     var ordering: String?
     var order_violations: Int?
     var members: Int?
+    var mb_per_second: Double?
 }
 
 func fail(_ message: String) -> Never {
@@ -221,10 +240,17 @@ let subject = "bench.events.1"
 func run(_ options: Options) async throws -> BenchResult {
     let connection = try await NATSConnection.connect(.init(url: options.url))
     let store = try MessageStore(connection: connection, prefix: options.prefix, createMissingStreams: true)
-    try await store.ensureStream("bench")
     let clock = ContinuousClock()
     let n = options.n
     var result = BenchResult(scenario: options.scenario, n: n, seconds: 0, per_second: 0)
+    if options.scenario == "cold_start" {
+        // What a new service does: connect, start a worker, handle what is stored. The runner
+        // times this process from its start to the line printed when the first message is in.
+        try await runColdStart(store)
+        await connection.close()
+        exit(0)
+    }
+    try await store.ensureStream("bench")
 
     switch options.scenario {
     case "publish_sync":
@@ -233,6 +259,42 @@ func run(_ options: Options) async throws -> BenchResult {
             try await store.publish(BenchEvent(index), to: subject)
         }
         result.seconds = seconds(clock.now - start)
+
+    case "publish_fanin":
+        // A web service under load: 100 tasks, each publishing and awaiting one at a time.
+        let tasks = 100
+        let start = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<tasks {
+                group.addTask {
+                    for index in stride(from: task, to: n, by: tasks) {
+                        try await store.publish(BenchEvent(index), to: subject)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        result.seconds = seconds(clock.now - start)
+
+    case "large_messages":
+        // 64 KiB bodies: published pipelined, then consumed by a worker; both timed.
+        let batch = (0..<n).map { OutgoingMessage(LargeEvent($0), to: "bench.large.1") }
+        let seen = Countdown(target: n)
+        let worker = try store.subscription(
+            to: "bench.>",
+            consumer: "bench-worker",
+            handlers: MessageHandlers().handling(LargeEvent.self) { message in
+                if message.data.blob.utf8.count != LargeEvent.blobBytes { throw BenchFailure() }
+                seen.tick()
+            }
+        )
+        let start = clock.now
+        let results = await store.publish(contentsOf: batch)
+        let failures = results.filter { (try? $0.get()) == nil }.count
+        if failures > 0 { fail("\(failures) of \(n) large publishes failed") }
+        try await withWorker(worker) { await seen.wait() }
+        result.seconds = seconds(clock.now - start)
+        result.mb_per_second = Double(2 * n * LargeEvent.blobBytes) / result.seconds / 1_048_576
 
     case "publish_pipelined":
         let batch = (0..<n).map { OutgoingMessage(BenchEvent($0), to: subject) }
@@ -339,12 +401,29 @@ func run(_ options: Options) async throws -> BenchResult {
                 .handling(PoisonEvent.self) { _ in throw BenchFailure() },
             configuration: configuration
         )
+        // The reader of the dead letters starts before the clock, as the Python program's
+        // subscription does, and the clock stops when a dead letter reaches it (not when the
+        // reader has finished with its consumer). With --n above 1 (for profiling), more poison
+        // messages one after the other: the median.
+        try await store.ensureStream("dead")
+        let (arrivals, arrived) = AsyncStream.makeStream(of: ContinuousClock.Instant.self)
+        let reader = Task {
+            for try await _ in store.messages(on: "dead.>", follow: true) {
+                arrived.yield(clock.now)
+            }
+        }
+        defer { reader.cancel() }
         result.seconds = try await withWorker(worker) {
             try await warmUp(store, ready)
-            let start = clock.now
-            try await store.publish(PoisonEvent(id: 1), to: "bench.poison.1")
-            _ = try await store.waitFor("dead.>", after: 0, timeout: .seconds(120))
-            return seconds(clock.now - start)
+            var times: [Double] = []
+            var iterator = arrivals.makeAsyncIterator()
+            for index in 1...max(n, 1) {
+                let start = clock.now
+                try await store.publish(PoisonEvent(id: index), to: "bench.poison.1")
+                guard let at = await iterator.next() else { throw BenchFailure() }
+                times.append(seconds(at - start))
+            }
+            return times.sorted()[times.count / 2]
         }
         result.n = 1
 
@@ -389,6 +468,21 @@ func run(_ options: Options) async throws -> BenchResult {
     result.per_second = result.seconds > 0 ? Double(result.n) / result.seconds : 0
     await connection.close()
     return result
+}
+
+/// Handles the first stored message with a new worker, then prints a line and returns.
+func runColdStart(_ store: MessageStore) async throws {
+    let seen = Countdown(target: 1)
+    let worker = try store.subscription(
+        to: "bench.>",
+        consumer: "bench-worker",
+        handlers: MessageHandlers().handling(BenchEvent.self) { _ in seen.tick() }
+    )
+    try await withWorker(worker) {
+        await seen.wait()
+        print(#"{"impl":"swift","n":1,"per_second":0,"scenario":"cold_start","seconds":0}"#)
+        fflush(nil)  // every stream: stdout is a pipe, fully buffered
+    }
 }
 
 let options = Options(CommandLine.arguments)
