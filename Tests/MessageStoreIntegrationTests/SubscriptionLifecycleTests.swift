@@ -269,7 +269,7 @@ struct SubscriptionLifecycleTests {
                 consumerCreated: consumer.created,
                 replicas: 1
             )
-            try await ledger.record(runs: 3, sequence: 1)
+            try await ledger.record(runs: 3, sequence: 1, deliveryCount: 3)
 
             let ran = Recorder<Int>()
             var configuration = Subscription.Configuration()

@@ -217,4 +217,31 @@ struct DeliveryPolicyTests {
         #expect(AttemptLedger.escapeKeyToken("2026-12-01T21:33:55.9Z") == "2026-12-01T21=3a33=3a55=2e9Z")
         #expect(AttemptLedger.escapeKeyToken("a=3a") == "a=3d3a")
     }
+
+    @Test func aLedgerTrustsItsOwnCountOnlyForTheVeryNextDelivery() {
+        let recent = RecentRuns()
+        #expect(recent.runs(sequence: 7, deliveredAgainAs: 2) == nil)
+        recent.remember(runs: 1, sequence: 7, deliveryCount: 1)
+        // The next delivery: nobody else had the message since this worker wrote its count.
+        #expect(recent.runs(sequence: 7, deliveredAgainAs: 2) == 1)
+        // A delivery in between went elsewhere (or was lost): the bucket must be read.
+        #expect(recent.runs(sequence: 7, deliveredAgainAs: 3) == nil)
+        #expect(recent.runs(sequence: 8, deliveredAgainAs: 2) == nil)
+        recent.remember(runs: 2, sequence: 7, deliveryCount: 2)
+        #expect(recent.runs(sequence: 7, deliveredAgainAs: 3) == 2)
+        recent.forget(sequence: 7)
+        #expect(recent.runs(sequence: 7, deliveredAgainAs: 3) == nil)
+    }
+
+    @Test func aLedgerRemembersABoundedNumberOfCountsOldestForgottenFirst() {
+        let recent = RecentRuns()
+        let total = UInt64(RecentRuns.capacity * 3)
+        for sequence in 1...total {
+            recent.remember(runs: 1, sequence: sequence, deliveryCount: 1)
+        }
+        let kept = (1...total).filter { recent.runs(sequence: $0, deliveredAgainAs: 2) != nil }
+        #expect(kept.count == RecentRuns.capacity)
+        #expect(kept.first == total - UInt64(RecentRuns.capacity) + 1)
+        #expect(kept.last == total)
+    }
 }

@@ -34,7 +34,9 @@ extension JetStream {
         try await client.pool.run { () throws(MessageStoreError) -> RawStoredMessage? in
             var message: OpaquePointer?
             var errorCode = jsErrCode(rawValue: 0)
-            let status = client.withJetStream { jetStream in get(jetStream, &message, &errorCode) }
+            // On the connection that sends at once: a worker reads its attempt counts here, between
+            // a redelivery and the handler's next run.
+            let status = client.withPromptJetStream { jetStream in get(jetStream, &message, &errorCode) }
             defer { natsMsg_Destroy(message) }
             if JetStreamErrorCode(Int(errorCode.rawValue)) == .noMessageFound
                 || (status == NATS_NOT_FOUND && errorCode.rawValue == 0)

@@ -292,6 +292,13 @@ final class FetchedMessage: Sendable {
             case .term: return "+TERM"
             }
         }
+
+        /// Whether it is sent at once rather than coalesced with others: a negative
+        /// acknowledgement or a termination ends an attempt, and the next one waits for it.
+        var isImmediate: Bool {
+            if case .ack = self { return false }
+            return true
+        }
     }
 
     /// Acknowledges, negatively acknowledges or terminates the message; only the first call counts.
@@ -302,7 +309,11 @@ final class FetchedMessage: Sendable {
             return phase != .settled
         }
         guard first else { return nil }
-        return send(settlement.word, operation: "acknowledging message \(streamSequence)")
+        return send(
+            settlement.word,
+            immediate: settlement.isImmediate,
+            operation: "acknowledging message \(streamSequence)"
+        )
     }
 
     /// Takes a waiting message for dispatch; false when it was given back (or settled) already.
@@ -323,7 +334,13 @@ final class FetchedMessage: Sendable {
             phase = .settled
             return true
         }
-        if waiting { _ = send(Settlement.nak(delay: .zero).word, operation: "returning message \(streamSequence)") }
+        if waiting {
+            _ = send(
+                Settlement.nak(delay: .zero).word,
+                immediate: true,
+                operation: "returning message \(streamSequence)"
+            )
+        }
         return waiting
     }
 
@@ -337,7 +354,7 @@ final class FetchedMessage: Sendable {
         _ = send("+WPI", operation: "reporting progress on message \(streamSequence)")
     }
 
-    private func send(_ word: String, operation: String) -> MessageStoreError? {
+    private func send(_ word: String, immediate: Bool = false, operation: String) -> MessageStoreError? {
         guard let replySubject else {
             return MessageStoreError(
                 code: .clientError,
@@ -346,9 +363,13 @@ final class FetchedMessage: Sendable {
         }
         var word = word
         let status = word.withUTF8 { bytes in
-            owner.client.withConnection { connection in
+            let publish = { (connection: OpaquePointer) in
                 natsConnection_Publish(connection, replySubject, bytes.baseAddress, Int32(bytes.count))
             }
+            // Acknowledgements and progress reports wait in the main connection's flusher, which
+            // coalesces them; a message given back or terminated is sent at once, so that its
+            // redelivery (or the next attempt's) does not wait up to a millisecond for it.
+            return immediate ? owner.client.withPromptConnection(publish) : owner.client.withConnection(publish)
         }
         guard status == NATS_OK else {
             return ClientErrors.make(

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Where a worker records how many times a message's handler ran, so that attempts count runs,
 /// not deliveries (``DeliveryPolicy`` says when it is read and written).
 ///
@@ -7,12 +9,19 @@
 /// decimal. The creation time keeps a consumer deleted and created again (or a stream created
 /// again, whose sequences start over) from reading an old count. Keys expire after a week; a
 /// first delivery that succeeds, the common case, never touches the bucket.
+///
+/// A worker remembers the counts it wrote itself (``RecentRuns``): when the message comes back to
+/// it on the very next delivery, no other worker can have run it since, and the count it wrote
+/// is the one in the bucket, so the read is skipped. A retried message then costs one write per
+/// attempt instead of a read and a write.
 struct AttemptLedger: Sendable {
     let store: MessageStore
     /// The bucket's stream, `KV_<bucket>`.
     let ledgerStream: String
     /// `$KV.<bucket>.<stream>.<consumer>.<created>.`
     let keyPrefix: String
+    /// The counts this ledger wrote, by sequence, with the delivery they were written in.
+    let recent = RecentRuns()
 
     /// How long a count is kept.
     static let retention: Duration = .seconds(7 * 24 * 3_600)
@@ -41,8 +50,12 @@ struct AttemptLedger: Sendable {
         )
     }
 
-    /// The runs recorded for the message at `sequence`: 0 when none.
-    func recordedRuns(sequence: UInt64) async throws(MessageStoreError) -> Int {
+    /// The runs recorded for the message at `sequence`, delivered for the `deliveryCount`th
+    /// time: 0 when none.
+    func recordedRuns(sequence: UInt64, deliveryCount: Int) async throws(MessageStoreError) -> Int {
+        if let runs = recent.runs(sequence: sequence, deliveredAgainAs: deliveryCount) {
+            return runs
+        }
         let subject = keyPrefix + String(sequence)
         guard
             let entry = try await store.jetStream.lastMessage(
@@ -54,8 +67,9 @@ struct AttemptLedger: Sendable {
         return Int(String(decoding: entry.body, as: UTF8.self)) ?? 0
     }
 
-    /// Records that the message at `sequence` has run `runs` times.
-    func record(runs: Int, sequence: UInt64) async throws(MessageStoreError) {
+    /// Records that the message at `sequence`, in its `deliveryCount`th delivery, has run `runs`
+    /// times.
+    func record(runs: Int, sequence: UInt64, deliveryCount: Int) async throws(MessageStoreError) {
         let subject = keyPrefix + String(sequence)
         let publication = Publication(
             subject: subject,
@@ -63,7 +77,10 @@ struct AttemptLedger: Sendable {
             body: Array(String(runs).utf8),
             headers: MessageHeaders()
         )
+        // Forgotten first: whatever happens to this write, an older count is not the truth.
+        recent.forget(sequence: sequence)
         _ = try await store.publisher.publish(publication, traced: false)
+        recent.remember(runs: runs, sequence: sequence, deliveryCount: deliveryCount)
     }
 
     /// Bucket names take letters, digits, `-` and `_`: every other byte, and `_` itself, is
@@ -99,5 +116,54 @@ struct AttemptLedger: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The attempt counts one worker wrote, so that it need not read back its own (see
+/// ``AttemptLedger``). Bounded: the oldest is forgotten first, and a forgotten count is read
+/// from the bucket as before.
+final class RecentRuns: Sendable {
+    private struct Entry {
+        var runs: Int
+        var deliveryCount: Int
+    }
+
+    private struct State {
+        var entries: [UInt64: Entry] = [:]
+        /// Sequences in the order they were written, oldest first; may hold forgotten ones.
+        var order: [UInt64] = []
+        var head = 0
+    }
+
+    static let capacity = 1_024
+    private let state = Mutex(State())
+
+    /// The count written during delivery `deliveryCount - 1`, if this worker wrote it then:
+    /// nobody else had the message since.
+    func runs(sequence: UInt64, deliveredAgainAs deliveryCount: Int) -> Int? {
+        state.withLock { state in
+            guard let entry = state.entries[sequence], entry.deliveryCount == deliveryCount - 1 else { return nil }
+            return entry.runs
+        }
+    }
+
+    func remember(runs: Int, sequence: UInt64, deliveryCount: Int) {
+        state.withLock { state in
+            if state.entries.updateValue(Entry(runs: runs, deliveryCount: deliveryCount), forKey: sequence) == nil {
+                state.order.append(sequence)
+            }
+            while state.entries.count > Self.capacity, state.head < state.order.count {
+                state.entries[state.order[state.head]] = nil
+                state.head += 1
+            }
+            if state.head > Self.capacity {
+                state.order.removeFirst(state.head)
+                state.head = 0
+            }
+        }
+    }
+
+    func forget(sequence: UInt64) {
+        _ = state.withLock { $0.entries.removeValue(forKey: sequence) }
     }
 }

@@ -178,7 +178,10 @@ final class Dispatcher: Sendable {
         var recordedRuns: Int? = 0
         if DeliveryPolicy.needsRecordedRuns(deliveryCount: message.deliveryCount) {
             do {
-                recordedRuns = try await ledger.recordedRuns(sequence: message.streamSequence)
+                recordedRuns = try await ledger.recordedRuns(
+                    sequence: message.streamSequence,
+                    deliveryCount: message.deliveryCount
+                )
             } catch {
                 recordedRuns = nil
                 logger.warning(
@@ -228,7 +231,11 @@ final class Dispatcher: Sendable {
                 log.attempt = attempt
                 if recordBeforeRunning {
                     do {
-                        try await ledger.record(runs: attempt, sequence: message.streamSequence)
+                        try await ledger.record(
+                            runs: attempt,
+                            sequence: message.streamSequence,
+                            deliveryCount: message.deliveryCount
+                        )
                     } catch {
                         logger.warning(
                             "could not record that this message runs; offering it again later",
@@ -390,7 +397,11 @@ final class Dispatcher: Sendable {
             log.error = failure.map { "\($0)" }
             if let record {
                 do {
-                    try await ledger.record(runs: record, sequence: message.streamSequence)
+                    try await ledger.record(
+                        runs: record,
+                        sequence: message.streamSequence,
+                        deliveryCount: message.deliveryCount
+                    )
                 } catch {
                     // The next delivery reads no run for this one: one more attempt, never fewer.
                     logger.warning(
@@ -420,7 +431,10 @@ final class Dispatcher: Sendable {
                 // In a task of its own: this task is cancelled, and the write must still go out.
                 let ledger = ledger
                 let sequence = message.streamSequence
-                try? await Task { try await ledger.record(runs: record, sequence: sequence) }.value
+                let deliveryCount = message.deliveryCount
+                try? await Task {
+                    try await ledger.record(runs: record, sequence: sequence, deliveryCount: deliveryCount)
+                }.value
             }
             logger.notice("handler interrupted by the stop; message given back", metadata: log.metadata)
             report(message.settle(.nak(delay: .zero)), log)
