@@ -105,18 +105,41 @@ package struct FastJSONEncoder: Sendable {
     package static func appendString(_ string: String, to bytes: inout [UInt8]) -> Bool {
         var string = string
         return string.withUTF8 { utf8 in
+            // Room for the string unescaped, so that a long one is not copied as the array grows
+            // (at least doubling, as appending would).
+            let needed = bytes.count + utf8.count + 2
+            if needed > bytes.capacity {
+                bytes.reserveCapacity(max(needed, 2 * bytes.capacity))
+            }
             bytes.append(UInt8(ascii: "\""))
             var bits: UInt8 = 0
             var mark = 0
-            for index in utf8.indices {
-                let byte = utf8[index]
-                bits |= byte
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                if index > mark {
-                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[mark..<index]))
+            var index = 0
+            let count = utf8.count
+            while index < count {
+                // Plain ASCII eight bytes at a time; a word with anything else is looked at byte
+                // by byte.
+                if count - index >= 8,
+                    JSONWords.specialBytes(
+                        UInt64(littleEndian: UnsafeRawPointer(utf8.baseAddress! + index).loadUnaligned(as: UInt64.self))
+                    ) == 0
+                {
+                    index += 8
+                    continue
                 }
-                appendEscape(byte, to: &bytes)
-                mark = index + 1
+                let end = min(index + 8, count)
+                while index < end {
+                    let byte = utf8[index]
+                    bits |= byte
+                    if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                        if index > mark {
+                            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[mark..<index]))
+                        }
+                        appendEscape(byte, to: &bytes)
+                        mark = index + 1
+                    }
+                    index += 1
+                }
             }
             if mark < utf8.count {
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[mark...]))

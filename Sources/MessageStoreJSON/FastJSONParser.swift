@@ -262,22 +262,6 @@ package enum FastJSONParser {
             k < n && p[k] >= low && p[k] <= high
         }
 
-        /// The high bit of each byte of `word` (bytes in memory order, first byte lowest) that is
-        /// a quote, a backslash, a control character or a non-ASCII byte, exact for the first
-        /// such byte. (`x - 1` borrows into a byte's high bit when the byte is zero, or when a
-        /// borrow comes from a lower byte, which only happens above a byte already found.)
-        @inline(__always)
-        static func specialBytes(_ word: UInt64) -> UInt64 {
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            let high: UInt64 = 0x8080_8080_8080_8080
-            let quotes = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
-            let backslashes = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-            let hasQuote = (quotes &- ones) & ~quotes
-            let hasBackslash = (backslashes &- ones) & ~backslashes
-            let hasControl = (word &- ones &* 0x20) & ~word
-            return (hasQuote | hasBackslash | hasControl | word) & high
-        }
-
         mutating func scanString() throws(FastJSONSyntaxError) {
             i += 1  // the opening quote
             let start = i
@@ -286,7 +270,7 @@ package enum FastJSONParser {
                 // Skip plain text eight bytes at a time, up to the first byte needing a look.
                 while n - i >= 8 {
                     let word = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
-                    let special = Self.specialBytes(word)
+                    let special = JSONWords.specialBytes(word)
                     if special == 0 {
                         i += 8
                     } else {
@@ -393,5 +377,24 @@ package enum FastJSONParser {
             for k in 0..<length where p[xs + k] != p[ys + k] { return false }
             return true
         }
+    }
+}
+
+/// Eight bytes of JSON text at a time, for the parser and the encoder.
+enum JSONWords {
+    /// The high bit of each byte of `word` (bytes in memory order, first byte lowest) that is
+    /// a quote, a backslash, a control character or a non-ASCII byte, exact for the first
+    /// such byte. (`x - 1` borrows into a byte's high bit when the byte is zero, or when a
+    /// borrow comes from a lower byte, which only happens above a byte already found.)
+    @inline(__always)
+    static func specialBytes(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+        let backslashes = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+        let hasQuote = (quotes &- ones) & ~quotes
+        let hasBackslash = (backslashes &- ones) & ~backslashes
+        let hasControl = (word &- ones &* 0x20) & ~word
+        return (hasQuote | hasBackslash | hasControl | word) & high
     }
 }

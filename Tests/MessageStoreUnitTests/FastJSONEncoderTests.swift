@@ -432,6 +432,26 @@ extension FastJSONCoderTests {
             }
         }
 
+        @Test func everyPositionOfAnEscapeInLongPlainTextEncodesAsJSONEncoderEncodesIt() {
+            // Plain text is skipped eight bytes at a time: an escape, a control character or a
+            // non-ASCII character at each offset of a word, and at the end of long strings.
+            for special in ["\"", "\\", "\n", "\u{1F}", "é", "😀", "\u{7F}"] {
+                for length in 0..<40 {
+                    for position in 0...length {
+                        let plain = String(repeating: "x", count: length)
+                        let index = plain.index(plain.startIndex, offsetBy: position)
+                        var string = plain
+                        string.insert(contentsOf: special, at: index)
+                        #expect(Self.check(string))
+                    }
+                }
+                let long = String(repeating: "abcdefg ", count: 8_192)
+                #expect(Self.check(long + special))
+                #expect(Self.check(special + long))
+                #expect(Self.check([long, special + long + special]))
+            }
+        }
+
         @Test func typesJSONEncoderEncodesItselfEncodeAsItDoes() {
             let dates = [
                 Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 1_700_000_000.123),
