@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// What JetStream answered to a publish, read from the JSON body of its reply.
 ///
 /// The server answers `{"stream":"S","seq":7}` (with `"duplicate":true` when it had already
@@ -119,7 +127,15 @@ private struct Reader {
     func keyIs(_ key: Range<Int>, _ name: StaticString) -> Bool {
         guard key.count == name.utf8CodeUnitCount else { return false }
         let expected = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        return bytes[key].elementsEqual(expected)
+        return Self.same(bytes[key], expected)
+    }
+
+    /// Whether two runs of bytes are equal: a comparison of memory, not of two sequences element
+    /// by element (every acknowledgement compares its stream's name).
+    static func same(_ slice: Slice<UnsafeRawBufferPointer>, _ other: UnsafeRawBufferPointer) -> Bool {
+        guard slice.count == other.count else { return false }
+        guard let start = slice.base.baseAddress, let otherStart = other.baseAddress else { return slice.isEmpty }
+        return memcmp(start + slice.startIndex, otherStart, slice.count) == 0
     }
 
     private func peek() -> UInt8? {
@@ -166,7 +182,8 @@ private struct Reader {
         let raw = try readRawString()
         let slice = bytes[raw]
         guard slice.contains(UInt8(ascii: "\\")) else {
-            if previous.utf8.elementsEqual(slice) { return previous }
+            var previous = previous
+            if previous.withUTF8({ Self.same(slice, UnsafeRawBufferPointer($0)) }) { return previous }
             return String(decoding: slice, as: UTF8.self)
         }
         return try unescape(raw)
@@ -263,7 +280,7 @@ private struct Reader {
         let count = literal.utf8CodeUnitCount
         guard position + count <= bytes.count else { return false }
         let expected = UnsafeRawBufferPointer(start: literal.utf8Start, count: count)
-        guard bytes[position..<(position + count)].elementsEqual(expected) else { return false }
+        guard Self.same(bytes[position..<(position + count)], expected) else { return false }
         position += count
         return true
     }
