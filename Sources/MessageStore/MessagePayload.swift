@@ -34,7 +34,10 @@ enum TypeNameCache {
     static func name(of type: any Any.Type) -> String {
         let key = ObjectIdentifier(type)
         if let name = names.withLock({ $0[key] }) { return name }
-        let name = String(describing: type)
+        // What String(describing:) prints for a type, without first asking whether the metatype
+        // conforms to the protocols that customize printing: each such question scans every
+        // conformance record of the process the first time, which a new worker pays per type.
+        let name = _typeName(type, qualified: false)
         names.withLock { $0[key] = name }
         return name
     }

@@ -15,6 +15,21 @@ struct EnvelopeTests {
         #expect(RenamedEvent.messageType == "legacy.renamed.v1")
     }
 
+    enum Namespace {
+        struct Nested: MessagePayload { var value: Int }
+    }
+
+    struct Generic<Value: Codable & Sendable>: MessagePayload { var value: Value }
+
+    @Test func defaultTypeNamesAreWhatStringDescribingPrintsForTheType() {
+        // The names on the wire since the first release: String(describing:) of the type.
+        #expect(Namespace.Nested.messageType == "Nested")
+        #expect(Namespace.Nested.messageType == String(describing: Namespace.Nested.self))
+        #expect(Generic<Int>.messageType == "Generic<Int>")
+        #expect(Generic<[String: Int]>.messageType == String(describing: Generic<[String: Int]>.self))
+        #expect(Generic<Namespace.Nested>.messageType == String(describing: Generic<Namespace.Nested>.self))
+    }
+
     @Test func encodesTheSameShapeAsThePythonPackage() throws {
         // What message-store 0.4.0 writes for
         // Message("OrderPlaced", {"orderId": "42", "amount": 5}, MessageMetadata("orders.command.42", "abc", tenant="t1"))
