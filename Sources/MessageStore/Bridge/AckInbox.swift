@@ -26,24 +26,39 @@ final class AckInbox: @unchecked Sendable {
     typealias Outcome = Result<PublishAck, MessageStoreError>
 
     /// Who is told the outcome of a publish.
+    ///
+    /// Both payloads are references (and an integer), so the compiler knows the enum's layout:
+    /// an enum holding a `CheckedContinuation`, whose layout the standard library keeps to
+    /// itself, is copied and destroyed through runtime calls, several times per publish.
     enum Waiter {
-        /// A caller suspended in ``publish(_:timeout:)``; `subject` is the application subject.
-        case caller(CheckedContinuation<Outcome, Never>, subject: String)
+        /// A caller suspended in ``publish(_:timeout:)``.
+        case caller(Caller)
         /// A message of a pipelined batch.
         case batch(PipelinedBatch, index: Int)
 
         func settle(_ outcome: Outcome) {
             switch self {
-            case .caller(let continuation, _):
-                continuation.resume(returning: outcome)
+            case .caller(let caller):
+                caller.continuation.resume(returning: outcome)
             case .batch(let batch, let index):
                 batch.settleSent(index: index, result: outcome)
             }
         }
 
         var subject: String? {
-            if case .caller(_, let subject) = self { return subject }
+            if case .caller(let caller) = self { return caller.subject }
             return nil
+        }
+    }
+
+    /// A suspended caller and the application subject it published to.
+    final class Caller: Sendable {
+        let continuation: CheckedContinuation<Outcome, Never>
+        let subject: String
+
+        init(_ continuation: CheckedContinuation<Outcome, Never>, subject: String) {
+            self.continuation = continuation
+            self.subject = subject
         }
     }
 
@@ -165,7 +180,7 @@ final class AckInbox: @unchecked Sendable {
     /// reconnect buffer) and returns, so this runs on the caller's thread.
     func publish(_ publication: Publication, timeout: Duration) async throws(MessageStoreError) -> PublishAck {
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
-            send(publication, timeout: timeout, to: .caller(continuation, subject: publication.subject))
+            send(publication, timeout: timeout, to: .caller(Caller(continuation, subject: publication.subject)))
         }
         return try outcome.get()
     }
