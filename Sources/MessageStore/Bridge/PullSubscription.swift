@@ -354,27 +354,37 @@ final class FetchedMessage: Sendable {
         _ = send("+WPI", operation: "reporting progress on message \(streamSequence)")
     }
 
-    private func send(_ word: String, immediate: Bool = false, operation: String) -> MessageStoreError? {
+    /// `operation` names what failed in an error; it is only formatted then, not for every
+    /// acknowledgement.
+    private func send(
+        _ word: String,
+        immediate: Bool = false,
+        operation: @autoclosure () -> String
+    ) -> MessageStoreError? {
         guard let replySubject else {
             return MessageStoreError(
                 code: .clientError,
-                message: "\(operation): the consumer \(owner.consumer) takes no acknowledgements"
+                message: "\(operation()): the consumer \(owner.consumer) takes no acknowledgements"
             )
         }
         var word = word
         let status = word.withUTF8 { bytes in
-            let publish = { (connection: OpaquePointer) in
-                natsConnection_Publish(connection, replySubject, bytes.baseAddress, Int32(bytes.count))
-            }
             // Acknowledgements and progress reports wait in the main connection's flusher, which
             // coalesces them; a message given back or terminated is sent at once, so that its
             // redelivery (or the next attempt's) does not wait up to a millisecond for it.
-            return immediate ? owner.client.withPromptConnection(publish) : owner.client.withConnection(publish)
+            if immediate {
+                return owner.client.withPromptConnection { connection in
+                    natsConnection_Publish(connection, replySubject, bytes.baseAddress, Int32(bytes.count))
+                }
+            }
+            return owner.client.withConnection { connection in
+                natsConnection_Publish(connection, replySubject, bytes.baseAddress, Int32(bytes.count))
+            }
         }
         guard status == NATS_OK else {
             return ClientErrors.make(
                 status,
-                .init(operation: operation, stream: owner.stream, consumer: owner.consumer)
+                .init(operation: operation(), stream: owner.stream, consumer: owner.consumer)
             )
         }
         return nil
