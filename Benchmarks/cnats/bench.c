@@ -111,17 +111,22 @@ static void on_async_error(jsCtx *js, jsPubAckErr *pae, void *closure) {
     async_failures++;
 }
 
+// Waits for every asynchronous publish's acknowledgement; exits if any failed.
+static void complete_async(jsCtx *js) {
+    check(js_PublishAsyncComplete(js, NULL), 0, "js_PublishAsyncComplete");
+    if (async_failures) {
+        fprintf(stderr, "bench.c: %d async publishes failed\n", async_failures);
+        exit(1);
+    }
+}
+
 static void publish_pipelined(jsCtx *js) {
     char body[256];
     for (int i = 0; i < n; i++) {
         int len = envelope(body, sizeof body, "BenchEvent", i);
         check(js_PublishAsync(js, subject, body, len, NULL), 0, "js_PublishAsync");
     }
-    check(js_PublishAsyncComplete(js, NULL), 0, "js_PublishAsyncComplete");
-    if (async_failures) {
-        fprintf(stderr, "bench.c: %d async publishes failed\n", async_failures);
-        exit(1);
-    }
+    complete_async(js);
 }
 
 // publish_fanin: 100 threads share the connection, each publishing and waiting in turn.
@@ -180,11 +185,7 @@ static double large_messages(jsCtx *js) {
         check(js_PublishAsync(js, large_subject, body, len, NULL), 0, "js_PublishAsync (large)");
         free(body);
     }
-    check(js_PublishAsyncComplete(js, NULL), 0, "js_PublishAsyncComplete (large)");
-    if (async_failures) {
-        fprintf(stderr, "bench.c: %d async publishes failed\n", async_failures);
-        exit(1);
-    }
+    complete_async(js);
     consume(js, "bench-worker", n);
     return now_seconds() - start;
 }

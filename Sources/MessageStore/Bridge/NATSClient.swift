@@ -92,6 +92,15 @@ final class NATSClient: @unchecked Sendable {
         return try body(connection)
     }
 
+    /// Calls `body` with the connection that sends at once when `sendingAtOnce`, else with the
+    /// main one, whose flusher coalesces writes; the pointer must not escape.
+    func withConnection<R, E: Error>(
+        sendingAtOnce: Bool,
+        _ body: (OpaquePointer) throws(E) -> R
+    ) throws(E) -> R {
+        sendingAtOnce ? try withPromptConnection(body) : try withConnection(body)
+    }
+
     // MARK: Connecting
 
     static func connect(

@@ -335,11 +335,8 @@ final class FetchedMessage: Sendable {
             return true
         }
         if waiting {
-            _ = send(
-                Settlement.nak(delay: .zero).word,
-                immediate: true,
-                operation: "returning message \(streamSequence)"
-            )
+            let giveBack = Settlement.nak(delay: .zero)
+            _ = send(giveBack.word, immediate: giveBack.isImmediate, operation: "returning message \(streamSequence)")
         }
         return waiting
     }
@@ -372,12 +369,7 @@ final class FetchedMessage: Sendable {
             // Acknowledgements and progress reports wait in the main connection's flusher, which
             // coalesces them; a message given back or terminated is sent at once, so that its
             // redelivery (or the next attempt's) does not wait up to a millisecond for it.
-            if immediate {
-                return owner.client.withPromptConnection { connection in
-                    natsConnection_Publish(connection, replySubject, bytes.baseAddress, Int32(bytes.count))
-                }
-            }
-            return owner.client.withConnection { connection in
+            owner.client.withConnection(sendingAtOnce: immediate) { connection in
                 natsConnection_Publish(connection, replySubject, bytes.baseAddress, Int32(bytes.count))
             }
         }

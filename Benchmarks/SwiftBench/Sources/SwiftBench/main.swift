@@ -184,6 +184,12 @@ func seconds(_ duration: Duration) -> Double {
     return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
 }
 
+/// Exits with the count of failures if any publish of a batch failed.
+func requireAllPublished(_ results: [Result<PublishAck, MessageStoreError>], _ what: String) {
+    let failures = results.filter { (try? $0.get()) == nil }.count
+    if failures > 0 { fail("\(failures) of \(results.count) \(what) publishes failed") }
+}
+
 /// Counts handled messages and signals once when `target` is reached.
 final class Countdown: Sendable {
     let target: Int
@@ -289,9 +295,7 @@ func run(_ options: Options) async throws -> BenchResult {
             }
         )
         let start = clock.now
-        let results = await store.publish(contentsOf: batch)
-        let failures = results.filter { (try? $0.get()) == nil }.count
-        if failures > 0 { fail("\(failures) of \(n) large publishes failed") }
+        requireAllPublished(await store.publish(contentsOf: batch), "large")
         try await withWorker(worker) { await seen.wait() }
         result.seconds = seconds(clock.now - start)
         result.mb_per_second = Double(2 * n * LargeEvent.blobBytes) / result.seconds / 1_048_576
@@ -301,8 +305,7 @@ func run(_ options: Options) async throws -> BenchResult {
         let start = clock.now
         let results = await store.publish(contentsOf: batch)
         result.seconds = seconds(clock.now - start)
-        let failures = results.filter { (try? $0.get()) == nil }.count
-        if failures > 0 { fail("\(failures) of \(n) pipelined publishes failed") }
+        requireAllPublished(results, "pipelined")
 
     case "consume", "memory":
         let seen = Countdown(target: n)
