@@ -311,6 +311,58 @@ struct SecureConnectionTests {
         }
     }
 
+    /// The counts of runs are sent without waiting for the server: when it refuses them, the
+    /// worker still runs, retries and acknowledges its messages, and says what it could not record.
+    @Test func aWorkerWhoseAttemptCountsAreRefusedStillRetriesAndHandles() async throws {
+        let user = NKeyPair.generate(.user)
+        let serverConfiguration = """
+            authorization { users: [ {
+              nkey: "\(user.publicKey)"
+              permissions: { publish: { deny: ["$KV.>"] } }
+            } ] }
+            """
+        try await NATSTestServer.withServer(configuration: serverConfiguration) { server in
+            var limited = configuration(server)
+            limited.authentication = .nkey(seed: user.seed)
+            let logs = LogCapture()
+            let connection = try await NATSConnection.connect(limited, logger: testLogger)
+            let store = try MessageStore(
+                connection: connection,
+                configuration: MessageStore.Configuration(prefix: uniquePrefix(), createMissingStreams: true),
+                logger: logs.logger
+            )
+            try await store.ensureStream("jobs")
+            let runs = Recorder<Int>()
+            var subscription = Subscription.Configuration()
+            subscription.retrySchedule = .fixed(.milliseconds(50))
+            subscription.deadLetterSubject = "dlq"
+            let worker = try store.subscription(
+                to: "jobs.>",
+                consumer: "unrecorded",
+                handlers: MessageHandlers().handling(Counter.self) { message in
+                    runs.record(message.attempt)
+                    if runs.events.count < 3 { throw HandlerFailure() }
+                },
+                configuration: subscription
+            )
+            try await store.publish(Counter(value: 1), to: "jobs.1")
+            try await withRunning(worker) {
+                try await runs.wait(forCount: 3)
+                try await waitUntil("acknowledged") {
+                    try await store.consumerInfo("unrecorded", category: "jobs").numAckPending == 0
+                }
+            }
+            // Never more attempts counted than runs: a count that did not reach the bucket is lost.
+            #expect(runs.events.count == 3)
+            #expect(zip(runs.events, 1...).allSatisfy { $0 <= $1 }, "attempts: \(runs.events)")
+            #expect(try await store.lastMessageRaw(on: "dlq.jobs.1") == nil)
+            let info = try await store.consumerInfo("unrecorded", category: "jobs")
+            #expect(info.numPending == 0)
+            #expect(logs.lines.contains { $0.level == .warning && $0.message.contains("could not record") })
+            await connection.close()
+        }
+    }
+
     // MARK: Inbox prefix and JetStream domain
 
     @Test func customInboxPrefixForEveryInbox() async throws {

@@ -202,6 +202,44 @@ struct SubscriptionTests {
         }
     }
 
+    /// A worker sends the count of a run without waiting for it (ahead of the negative
+    /// acknowledgement, or of the handler): each worker here is a new one, that knows only what
+    /// reached the bucket, and each sees the next attempt.
+    @Test func everyRunIsRecordedForTheNextWorker() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("orders")
+            var configuration = Subscription.Configuration()
+            configuration.retrySchedule = .fixed(.milliseconds(300))
+            try await store.publish(OrderPlaced(orderId: "1", amount: 1), to: "orders.event.1")
+            var seen: [[Delivery]] = []
+            for worker in 1...3 {
+                let deliveries = Recorder<Delivery>()
+                let subscription = try store.subscription(
+                    to: "orders.>",
+                    consumer: "relay",
+                    handlers: MessageHandlers().handling(OrderPlaced.self) { message in
+                        deliveries.record(Delivery(message))
+                        if !message.isLastAttempt { throw HandlerFailure() }
+                    },
+                    configuration: configuration
+                )
+                try await withRunning(subscription) {
+                    try await deliveries.wait(forCount: 1)
+                    if worker == 3 {
+                        try await waitUntil("acknowledged") {
+                            try await store.consumerInfo("relay", category: "orders").numAckPending == 0
+                        }
+                    }
+                }
+                seen.append(deliveries.events)
+            }
+            #expect(seen.map { $0.map(\.attempt) } == [[1], [2], [3]])
+            #expect(seen.last?.first?.isLastAttempt == true)
+            let info = try await store.consumerInfo("relay", category: "orders")
+            #expect(info.numPending == 0)
+        }
+    }
+
     @Test func handlerCanAskForTermination() async throws {
         try await withStore { store, _ in
             try await store.ensureStream("orders")

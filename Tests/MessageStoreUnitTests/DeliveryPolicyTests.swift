@@ -233,6 +233,41 @@ struct DeliveryPolicyTests {
         #expect(recent.runs(sequence: 7, deliveredAgainAs: 3) == nil)
     }
 
+    @Test func aLedgerForgetsACountTheBucketDidNotStoreButNotALaterOne() {
+        let recent = RecentRuns()
+        recent.remember(runs: 1, sequence: 7, deliveryCount: 1)
+        recent.remember(runs: 2, sequence: 7, deliveryCount: 2)
+        // The first write's failure arrives after the second was sent: the second stands.
+        recent.forget(PendingRecord.Written(runs: 1, sequence: 7, deliveryCount: 1))
+        #expect(recent.runs(sequence: 7, deliveredAgainAs: 3) == 2)
+        recent.forget(PendingRecord.Written(runs: 2, sequence: 7, deliveryCount: 2))
+        #expect(recent.runs(sequence: 7, deliveredAgainAs: 3) == nil)
+    }
+
+    @Test func aSentPublishGivesItsOutcomeWhetherItArrivesBeforeOrAfterTheWait() async throws {
+        let ack = PublishAck(stream: "s", sequence: 3, isDuplicate: false)
+        let early = SentPublish(subject: "a")
+        early.settle(.success(ack))
+        #expect(try await early.outcome().get() == ack)
+        #expect(early.failure == nil)
+
+        let late = SentPublish(subject: "b")
+        async let outcome = late.outcome()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !late.isAwaited && ContinuousClock.now < deadline { await Task.yield() }
+        #expect(late.isAwaited)
+        // Settled from elsewhere, as the inbox's delivery thread does, while the wait is suspended.
+        Task.detached { late.settle(.success(ack)) }
+        #expect(try await outcome.get() == ack)
+
+        let refused = SentPublish(
+            subject: "c",
+            failedWith: MessageStoreError(code: .permissionDenied, message: "no", subject: "c")
+        )
+        #expect(refused.failure?.code == .permissionDenied)
+        #expect(throws: MessageStoreError.self) { try refused.failure.map { throw $0 } }
+    }
+
     @Test func aLedgerRemembersABoundedNumberOfCountsOldestForgottenFirst() {
         let recent = RecentRuns()
         let total = UInt64(RecentRuns.capacity * 3)

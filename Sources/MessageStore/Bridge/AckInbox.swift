@@ -35,6 +35,8 @@ final class AckInbox: @unchecked Sendable {
         case caller(Caller)
         /// A message of a pipelined batch.
         case batch(PipelinedBatch, index: Int)
+        /// A publish sent by ``send(_:timeout:)``, whose outcome is awaited later, if at all.
+        case sent(SentPublish)
 
         func settle(_ outcome: Outcome) {
             switch self {
@@ -42,12 +44,17 @@ final class AckInbox: @unchecked Sendable {
                 caller.continuation.resume(returning: outcome)
             case .batch(let batch, let index):
                 batch.settleSent(index: index, result: outcome)
+            case .sent(let sent):
+                sent.settle(outcome)
             }
         }
 
         var subject: String? {
-            if case .caller(let caller) = self { return caller.subject }
-            return nil
+            switch self {
+            case .caller(let caller): return caller.subject
+            case .sent(let sent): return sent.subject
+            case .batch: return nil
+            }
         }
     }
 
@@ -183,6 +190,14 @@ final class AckInbox: @unchecked Sendable {
             send(publication, timeout: timeout, to: .caller(Caller(continuation, subject: publication.subject)))
         }
         return try outcome.get()
+    }
+
+    /// Sends `publication` and returns at once; its outcome waits in the returned value until
+    /// asked for (or is dropped with it).
+    func send(_ publication: Publication, timeout: Duration) -> SentPublish {
+        let sent = SentPublish(subject: publication.subject)
+        send(publication, timeout: timeout, to: .sent(sent))
+        return sent
     }
 
     /// Sends `publication`; `waiter` is told its outcome exactly once, possibly before this
@@ -475,6 +490,85 @@ final class AckInbox: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return state.waiting.count
+    }
+}
+
+/// A publish sent without waiting for its acknowledgement: the outcome is kept until
+/// ``outcome()`` asks for it, which may be before or after it arrives.
+final class SentPublish: Sendable {
+    private enum State {
+        case inFlight
+        case awaited(CheckedContinuation<AckInbox.Outcome, Never>)
+        case watched(@Sendable (AckInbox.Outcome) -> Void)
+        case settled(AckInbox.Outcome)
+    }
+
+    /// The application subject it was published to, for errors.
+    let subject: String
+    private let state: Mutex<State>
+
+    init(subject: String) {
+        self.subject = subject
+        state = Mutex(.inFlight)
+    }
+
+    /// One that failed before it was sent.
+    init(subject: String, failedWith error: MessageStoreError) {
+        self.subject = subject
+        state = Mutex(.settled(.failure(error)))
+    }
+
+    /// The error, if it has failed already (before it went out, most often).
+    var failure: MessageStoreError? {
+        state.withLock { state in
+            if case .settled(.failure(let error)) = state { return error }
+            return nil
+        }
+    }
+
+    /// Whether ``outcome()`` is suspended waiting for it.
+    var isAwaited: Bool {
+        state.withLock { state in
+            if case .awaited = state { return true }
+            return false
+        }
+    }
+
+    /// Waits for the acknowledgement (or the error, or the timeout given when it was sent).
+    func outcome() async -> AckInbox.Outcome {
+        await withCheckedContinuation { (continuation: CheckedContinuation<AckInbox.Outcome, Never>) in
+            let settled = state.withLock { (state: inout State) -> AckInbox.Outcome? in
+                if case .settled(let outcome) = state { return outcome }
+                state = .awaited(continuation)
+                return nil
+            }
+            if let settled { continuation.resume(returning: settled) }
+        }
+    }
+
+    /// Calls `body` with the outcome once it is known: at once if it is, else on the thread that
+    /// learns it (the inbox's delivery or timer thread, or the one closing it), so `body` must be
+    /// short. Instead of ``outcome()``, not as well.
+    func whenSettled(_ body: @escaping @Sendable (AckInbox.Outcome) -> Void) {
+        let settled = state.withLock { (state: inout State) -> AckInbox.Outcome? in
+            if case .settled(let outcome) = state { return outcome }
+            state = .watched(body)
+            return nil
+        }
+        if let settled { body(settled) }
+    }
+
+    /// Told once, by the inbox.
+    func settle(_ outcome: AckInbox.Outcome) {
+        let waiting = state.withLock { (state: inout State) -> State in
+            defer { state = .settled(outcome) }
+            return state
+        }
+        switch waiting {
+        case .awaited(let continuation): continuation.resume(returning: outcome)
+        case .watched(let body): body(outcome)
+        case .inFlight, .settled: break
+        }
     }
 }
 

@@ -21,6 +21,13 @@ extension JetStream {
         return try await inbox.publish(publication, timeout: timeout)
     }
 
+    /// Writes one message to the socket now and returns without waiting for its
+    /// acknowledgement, which the result holds; nil when the store has no connection that
+    /// sends at once (the main one's flusher would hold the message back).
+    func sendAtOnce(_ publication: Publication, timeout: Duration) -> SentPublish? {
+        client.prompt?.send(publication, timeout: timeout)
+    }
+
     /// Starts a batch of `count` messages published with their acknowledgements in flight
     /// together, at most `maxInFlight` at a time.
     ///

@@ -100,6 +100,17 @@ final class PromptConnection: @unchecked Sendable {
         return try await inbox.publish(publication, timeout: timeout)
     }
 
+    /// Sends `publication` at once and returns without waiting for its acknowledgement.
+    func send(_ publication: Publication, timeout: Duration) -> SentPublish {
+        do {
+            return try acks.get().send(publication, timeout: timeout)
+        } catch {
+            var error = error
+            error.subject = publication.subject
+            return SentPublish(subject: publication.subject, failedWith: error)
+        }
+    }
+
     /// Calls `body` with this connection; the pointer must not escape.
     func withConnection<R, E: Error>(_ body: (OpaquePointer) throws(E) -> R) throws(E) -> R {
         try body(connection)

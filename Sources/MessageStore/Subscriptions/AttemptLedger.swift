@@ -13,7 +13,11 @@ import Synchronization
 /// A worker remembers the counts it wrote itself (``RecentRuns``): when the message comes back to
 /// it on the very next delivery, no other worker can have run it since, and the count it wrote
 /// is the one in the bucket, so the read is skipped. A retried message then costs one write per
-/// attempt instead of a read and a write.
+/// attempt instead of a read and a write, and no wait for it on the way: the count is written
+/// to the socket before the handler starts (or before the negative acknowledgement, on the same
+/// connection, so the server has it first), and its acknowledgement is only watched: a count the
+/// server does not store is logged and forgotten, and the next delivery reads the older one (one
+/// more attempt, never one fewer). See ``PendingRecord``.
 struct AttemptLedger: Sendable {
     let store: MessageStore
     /// The bucket's stream, `KV_<bucket>`.
@@ -68,8 +72,17 @@ struct AttemptLedger: Sendable {
     }
 
     /// Records that the message at `sequence`, in its `deliveryCount`th delivery, has run `runs`
-    /// times.
+    /// times, and waits until the bucket has it.
     func record(runs: Int, sequence: UInt64, deliveryCount: Int) async throws(MessageStoreError) {
+        try await send(runs: runs, sequence: sequence, deliveryCount: deliveryCount).stored()
+    }
+
+    /// Starts recording that the message at `sequence`, in its `deliveryCount`th delivery, has
+    /// run `runs` times: the count is written to the socket before this returns (the
+    /// acknowledgement or settlement that follows goes out behind it, on the same connection),
+    /// and the returned record says when the bucket has it. Without a connection that sends at
+    /// once, it is stored (or has failed) before this returns.
+    func send(runs: Int, sequence: UInt64, deliveryCount: Int) async -> PendingRecord {
         let subject = keyPrefix + String(sequence)
         let publication = Publication(
             subject: subject,
@@ -79,8 +92,23 @@ struct AttemptLedger: Sendable {
         )
         // Forgotten first: whatever happens to this write, an older count is not the truth.
         recent.forget(sequence: sequence)
-        _ = try await store.publisher.publish(publication, traced: false)
+        let written = PendingRecord.Written(runs: runs, sequence: sequence, deliveryCount: deliveryCount)
+        if let sent = store.jetStream.sendAtOnce(publication, timeout: store.publisher.timeout) {
+            if let error = sent.failure {
+                return PendingRecord(written, recent: recent, progress: .done(error))
+            }
+            // Remembered as it goes out: the count is this worker's truth whether or not the bucket
+            // ends up with it, and it is forgotten again if the bucket does not.
+            recent.remember(runs: runs, sequence: sequence, deliveryCount: deliveryCount)
+            return PendingRecord(written, recent: recent, progress: .sent(sent))
+        }
+        do {
+            _ = try await store.publisher.publish(publication, traced: false)
+        } catch {
+            return PendingRecord(written, recent: recent, progress: .done(error))
+        }
         recent.remember(runs: runs, sequence: sequence, deliveryCount: deliveryCount)
+        return PendingRecord(written, recent: recent, progress: .done(nil))
     }
 
     /// Bucket names take letters, digits, `-` and `_`: every other byte, and `_` itself, is
@@ -116,6 +144,72 @@ struct AttemptLedger: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A count of runs sent to the bucket (``AttemptLedger/send(runs:sequence:deliveryCount:)``),
+/// whose acknowledgement is awaited by ``stored()``, or never.
+struct PendingRecord: Sendable {
+    struct Written: Sendable, Equatable {
+        let runs: Int
+        let sequence: UInt64
+        let deliveryCount: Int
+    }
+
+    enum Progress: Sendable {
+        case sent(SentPublish)
+        /// Stored (nil) or failed.
+        case done(MessageStoreError?)
+    }
+
+    let written: Written
+    private let recent: RecentRuns
+    private let progress: Progress
+
+    init(_ written: Written, recent: RecentRuns, progress: Progress) {
+        self.written = written
+        self.recent = recent
+        self.progress = progress
+    }
+
+    /// The error when the write failed before it went out: nothing was sent.
+    var failedToSend: MessageStoreError? {
+        switch progress {
+        case .done(let error): return error
+        case .sent(let sent): return sent.failure
+        }
+    }
+
+    /// Calls `body` if the bucket does not store the count, once that is known (see
+    /// ``SentPublish/whenSettled(_:)`` for the thread); the worker then no longer answers for it
+    /// from memory either. Nothing waits for it.
+    func ifNotStored(_ body: @escaping @Sendable (MessageStoreError) -> Void) {
+        switch progress {
+        case .done(let error):
+            if let error { body(error) }
+        case .sent(let sent):
+            let recent = recent
+            let written = written
+            sent.whenSettled { outcome in
+                guard case .failure(let error) = outcome else { return }
+                recent.forget(written)
+                body(error)
+            }
+        }
+    }
+
+    /// Waits until the bucket has the count; throws if it will not, and then the worker no
+    /// longer answers for it from memory either (the next delivery reads the bucket).
+    func stored() async throws(MessageStoreError) {
+        switch progress {
+        case .done(let error):
+            if let error { throw error }
+        case .sent(let sent):
+            if case .failure(let error) = await sent.outcome() {
+                recent.forget(written)
+                throw error
+            }
+        }
     }
 }
 
@@ -165,5 +259,16 @@ final class RecentRuns: Sendable {
 
     func forget(sequence: UInt64) {
         _ = state.withLock { $0.entries.removeValue(forKey: sequence) }
+    }
+
+    /// Forgets the count of `written` if it is still the one remembered for its sequence (a
+    /// later write's is kept).
+    func forget(_ written: PendingRecord.Written) {
+        state.withLock { state in
+            guard let entry = state.entries[written.sequence], entry.runs == written.runs,
+                entry.deliveryCount == written.deliveryCount
+            else { return }
+            state.entries[written.sequence] = nil
+        }
     }
 }

@@ -9,8 +9,11 @@
 /// - a first delivery has never run: it is attempt 1, and nothing is recorded before it runs (the
 ///   hot path costs nothing);
 /// - a redelivery reads the recorded runs `r`: it is attempt `r + 1`, recorded *before* the handler
-///   starts, so a handler that kills the process is still counted;
-/// - a failure that will be retried is recorded before the negative acknowledgement;
+///   starts (the count is on the wire before it runs; the server's acknowledgement is not waited
+///   for), so a handler that kills the process is still counted;
+/// - a failure that will be retried is recorded ahead of the negative acknowledgement, on the same
+///   connection;
+/// - a count the server fails to store leaves an older one: one more attempt, never one fewer;
 /// - a message whose handler already ran `maxAttempts` times and comes back (the worker died during
 ///   its last attempt) is terminated without running;
 /// - the server's last delivery (`maxDeliveries`) is always the last attempt, whatever was
@@ -67,7 +70,7 @@ struct DeliveryPolicy: Sendable, Equatable {
     /// How a handler run ended.
     enum Outcome: Equatable {
         case succeeded
-        case failed(description: String)
+        case failed(description: FailureDescription)
         /// The handler asked for termination (by throwing ``MessageTermination`` or calling
         /// `terminate(reason:)`).
         case terminated(reason: String)
@@ -154,10 +157,36 @@ struct DeliveryPolicy: Sendable, Equatable {
                     : "\(maxAttempts), and the server delivers it no more (max deliveries \(maxDeliveries))"
                 return .terminate(
                     .handlerFailed,
-                    reason: "the handler failed on attempt \(attempt) of \(limit): \(description)"
+                    reason: "the handler failed on attempt \(attempt) of \(limit): \(description.text)"
                 )
             }
             return .retry(after: retrySchedule.delay(afterAttempt: attempt), record: recorded ? nil : attempt)
         }
+    }
+}
+
+/// What a handler threw, described only when the text is read: the first description of an
+/// error type goes through the runtime's reflection and costs more than the rest of an attempt,
+/// and an attempt that will be retried needs none before its negative acknowledgement.
+struct FailureDescription: Equatable, Sendable, ExpressibleByStringLiteral {
+    private let error: (any Error)?
+    private let literal: String
+
+    init(_ error: any Error) {
+        self.error = error
+        literal = ""
+    }
+
+    init(stringLiteral text: String) {
+        error = nil
+        literal = text
+    }
+
+    var text: String {
+        error.map { "\($0)" } ?? literal
+    }
+
+    static func == (left: FailureDescription, right: FailureDescription) -> Bool {
+        left.text == right.text
     }
 }

@@ -229,14 +229,17 @@ final class Dispatcher: Sendable {
             }
             while true {
                 log.attempt = attempt
+                // Written to the socket before the handler starts, so a handler that kills the
+                // process is counted; nothing waits for the server's acknowledgement before the
+                // run (see ``PendingRecord``).
+                var record: PendingRecord?
                 if recordBeforeRunning {
-                    do {
-                        try await ledger.record(
-                            runs: attempt,
-                            sequence: message.streamSequence,
-                            deliveryCount: message.deliveryCount
-                        )
-                    } catch {
+                    let sent = await ledger.send(
+                        runs: attempt,
+                        sequence: message.streamSequence,
+                        deliveryCount: message.deliveryCount
+                    )
+                    if let error = sent.failedToSend {
                         logger.warning(
                             "could not record that this message runs; offering it again later",
                             metadata: log.metadata.merging([LogKey.error: "\(error)"]) { $1 }
@@ -244,6 +247,7 @@ final class Dispatcher: Sendable {
                         report(message.settle(.nak(delay: configuration.retrySchedule.delay(afterAttempt: 1))), log)
                         return
                     }
+                    record = sent
                 }
                 let retryAfter = await traced(message, subject: subject, envelope: dispatched) { span in
                     if let span, span.isRecording {
@@ -259,7 +263,7 @@ final class Dispatcher: Sendable {
                         subject: subject,
                         attempt: attempt,
                         isLastAttempt: isLastAttempt,
-                        recorded: recordBeforeRunning,
+                        record: record,
                         retryInPlace: retryingInPlace,
                         log: log,
                         span: span
@@ -314,9 +318,10 @@ final class Dispatcher: Sendable {
         return result
     }
 
-    /// Runs the handler of an admitted message and settles it as the policy says; with
-    /// `retryInPlace`, a failure to retry is not settled: the delay to wait before running it
-    /// again comes back instead (nil otherwise).
+    /// Runs the handler of an admitted message and settles it as the policy says; `record` is
+    /// the count of this run sent before it started, if it was. With `retryInPlace`, a failure to
+    /// retry is not settled: the delay to wait before running it again comes back instead (nil
+    /// otherwise).
     private func run(
         _ invocation: Invocation,
         envelope: Envelope.Dispatched,
@@ -324,7 +329,7 @@ final class Dispatcher: Sendable {
         subject: String,
         attempt: Int,
         isLastAttempt: Bool,
-        recorded: Bool,
+        record: PendingRecord?,
         retryInPlace: Bool,
         log: LogContext,
         span: (any Span)?
@@ -378,37 +383,36 @@ final class Dispatcher: Sendable {
             // Cancelled by the worker (shutdown deadline) or its task, or dropped undecided by a
             // durable sequence's caller: not the message's fault.
             outcome =
-                Task.isCancelled || failure is DurableSink.GiveBack ? .interrupted : .failed(description: "\(failure)")
+                Task.isCancelled || failure is DurableSink.GiveBack
+                ? .interrupted : .failed(description: FailureDescription(failure))
         } else if let reason = termination.requestedReason {
             outcome = .terminated(reason: reason)
         } else {
             outcome = .succeeded
         }
 
-        switch policy.settle(attempt: attempt, isLastAttempt: isLastAttempt, recorded: recorded, outcome: outcome) {
+        switch policy.settle(attempt: attempt, isLastAttempt: isLastAttempt, recorded: record != nil, outcome: outcome)
+        {
         case .ack:
             report(message.settle(.ack), log)
             self.context.activity.acknowledged()
             typeMetrics.handled.increment()
-        case .retry(let scheduled, let record):
+        case .retry(let scheduled, let failedRun):
             // A durable sequence's caller may name the delay of its nak.
             let delay = (failure as? DurableSink.NakRequest)?.delay ?? scheduled
             typeMetrics.failed.increment()
-            log.error = failure.map { "\($0)" }
-            if let record {
-                do {
-                    try await ledger.record(
-                        runs: record,
-                        sequence: message.streamSequence,
-                        deliveryCount: message.deliveryCount
-                    )
-                } catch {
-                    // The next delivery reads no run for this one: one more attempt, never fewer.
-                    logger.warning(
-                        "could not record the failed attempt",
-                        metadata: log.metadata.merging(["record_error": "\(error)"]) { $1 }
-                    )
-                }
+            log.error = failure
+            var recording = record
+            if let failedRun {
+                // Sent ahead of the negative acknowledgement, on the same connection.
+                recording = await ledger.send(
+                    runs: failedRun,
+                    sequence: message.streamSequence,
+                    deliveryCount: message.deliveryCount
+                )
+            }
+            if !retryInPlace {
+                report(message.settle(.nak(delay: delay)), log)
             }
             logger.warning(
                 "handler failed; retrying later",
@@ -424,16 +428,35 @@ final class Dispatcher: Sendable {
                 )
             )
             typeMetrics.retried.increment()
+            if let recording {
+                let logger = logger
+                let failed = log
+                let warn: @Sendable (MessageStoreError) -> Void = { error in
+                    // The next delivery reads an older count: one more attempt, never fewer.
+                    logger.warning(
+                        "could not record the failed attempt",
+                        metadata: failed.metadata.merging(["record_error": "\(error)"]) { $1 }
+                    )
+                }
+                if retryInPlace {
+                    do throws(MessageStoreError) { try await recording.stored() } catch { warn(error) }
+                } else {
+                    // Not waited for: the message is back with the server already, and only a
+                    // failure, logged, would change anything (see ``PendingRecord``).
+                    recording.ifNotStored(warn)
+                }
+            }
+            // Held in place, it waits only once its run is recorded.
             if retryInPlace { return delay }
-            report(message.settle(.nak(delay: delay)), log)
-        case .giveBack(let record):
-            if let record {
+        case .giveBack(let restoredRuns):
+            if let restoredRuns {
                 // In a task of its own: this task is cancelled, and the write must still go out.
+                // It goes out after this run's own count, so it is the last word.
                 let ledger = ledger
                 let sequence = message.streamSequence
                 let deliveryCount = message.deliveryCount
                 try? await Task {
-                    try await ledger.record(runs: record, sequence: sequence, deliveryCount: deliveryCount)
+                    try await ledger.record(runs: restoredRuns, sequence: sequence, deliveryCount: deliveryCount)
                 }.value
             }
             logger.notice("handler interrupted by the stop; message given back", metadata: log.metadata)
@@ -441,7 +464,7 @@ final class Dispatcher: Sendable {
         case .terminate(let cause, let reason):
             if case .handlerFailed = cause {
                 typeMetrics.failed.increment()
-                log.error = failure.map { "\($0)" }
+                log.error = failure
             }
             await giveUp(
                 message,
@@ -561,7 +584,8 @@ struct LogContext {
     /// The delivery count until the attempt is known.
     var attempt: Int
     var type: String?
-    var error: String?
+    /// What the handler threw, described only when a line is logged.
+    var error: (any Error)?
 
     var metadata: Logger.Metadata {
         // The subject, the type and an error's text come from a peer: escaped and capped.
@@ -572,7 +596,7 @@ struct LogContext {
             LogKey.attempt: "\(attempt)",
         ]
         if let type { metadata[LogKey.type] = "\(LogText.peer(type))" }
-        if let error { metadata[LogKey.error] = "\(LogText.peer(error, limit: 1_000))" }
+        if let error { metadata[LogKey.error] = "\(LogText.peer("\(error)", limit: 1_000))" }
         return metadata
     }
 }
