@@ -61,6 +61,26 @@ private func configuration(_ server: NATSTestServer) -> NATSConnection.Configura
     return configuration
 }
 
+/// Starts a server whose one user, an NKey, has `permissions` (the server configuration's
+/// `permissions` block), and runs `body` with a connection configuration that signs in as it.
+private func withLimitedUser<R>(
+    permissions: String,
+    _ body: (NATSTestServer, NATSConnection.Configuration) async throws -> R
+) async throws -> R {
+    let user = NKeyPair.generate(.user)
+    let serverConfiguration = """
+        authorization { users: [ {
+          nkey: "\(user.publicKey)"
+          permissions: \(permissions)
+        } ] }
+        """
+    return try await NATSTestServer.withServer(configuration: serverConfiguration) { server in
+        var limited = configuration(server)
+        limited.authentication = .nkey(seed: user.seed)
+        return try await body(server, limited)
+    }
+}
+
 /// A store whose publishes wait 20 seconds, so that a quick failure cannot be a timeout.
 private func slowPublishing(prefix: String) -> MessageStore.Configuration {
     var configuration = MessageStore.Configuration(prefix: prefix, createMissingStreams: true)
@@ -236,17 +256,10 @@ struct SecureConnectionTests {
     }
 
     @Test func deniedPublishFailsAtOnceNamingTheSubject() async throws {
-        let user = NKeyPair.generate(.user)
         let prefix = uniquePrefix()
-        let serverConfiguration = """
-            authorization { users: [ {
-              nkey: "\(user.publicKey)"
-              permissions: { publish: { deny: ["\(prefix).orders.secret.>"] } }
-            } ] }
-            """
-        try await NATSTestServer.withServer(configuration: serverConfiguration) { server in
-            var allowed = configuration(server)
-            allowed.authentication = .nkey(seed: user.seed)
+        try await withLimitedUser(permissions: #"{ publish: { deny: ["\#(prefix).orders.secret.>"] } }"#) {
+            _,
+            allowed in
             let logs = LogCapture()
             let connection = try await NATSConnection.connect(allowed, logger: logs.logger)
             let store = try MessageStore(
@@ -284,16 +297,8 @@ struct SecureConnectionTests {
     }
 
     @Test func deniedJetStreamRequestSaysSo() async throws {
-        let user = NKeyPair.generate(.user)
-        let serverConfiguration = """
-            authorization { users: [ {
-              nkey: "\(user.publicKey)"
-              permissions: { publish: { deny: ["$JS.API.STREAM.CREATE.>"] } }
-            } ] }
-            """
-        try await NATSTestServer.withServer(configuration: serverConfiguration) { server in
-            var limited = configuration(server)
-            limited.authentication = .nkey(seed: user.seed)
+        try await withLimitedUser(permissions: #"{ publish: { deny: ["$JS.API.STREAM.CREATE.>"] } }"#) { _, user in
+            var limited = user
             limited.requestTimeout = .seconds(20)
             let connection = try await NATSConnection.connect(limited, logger: testLogger)
             let store = try MessageStore(connection: connection, prefix: uniquePrefix(), createMissingStreams: true)
@@ -314,16 +319,7 @@ struct SecureConnectionTests {
     /// The counts of runs are sent without waiting for the server: when it refuses them, the
     /// worker still runs, retries and acknowledges its messages, and says what it could not record.
     @Test func aWorkerWhoseAttemptCountsAreRefusedStillRetriesAndHandles() async throws {
-        let user = NKeyPair.generate(.user)
-        let serverConfiguration = """
-            authorization { users: [ {
-              nkey: "\(user.publicKey)"
-              permissions: { publish: { deny: ["$KV.>"] } }
-            } ] }
-            """
-        try await NATSTestServer.withServer(configuration: serverConfiguration) { server in
-            var limited = configuration(server)
-            limited.authentication = .nkey(seed: user.seed)
+        try await withLimitedUser(permissions: #"{ publish: { deny: ["$KV.>"] } }"#) { _, limited in
             let logs = LogCapture()
             let connection = try await NATSConnection.connect(limited, logger: testLogger)
             let store = try MessageStore(
@@ -366,16 +362,8 @@ struct SecureConnectionTests {
     // MARK: Inbox prefix and JetStream domain
 
     @Test func customInboxPrefixForEveryInbox() async throws {
-        let user = NKeyPair.generate(.user)
-        let serverConfiguration = """
-            authorization { users: [ {
-              nkey: "\(user.publicKey)"
-              permissions: { subscribe: { allow: ["_APP_INBOX.>"] } }
-            } ] }
-            """
-        try await NATSTestServer.withServer(configuration: serverConfiguration) { server in
-            var prefixed = configuration(server)
-            prefixed.authentication = .nkey(seed: user.seed)
+        try await withLimitedUser(permissions: #"{ subscribe: { allow: ["_APP_INBOX.>"] } }"#) { server, user in
+            var prefixed = user
             prefixed.inboxPrefix = "_APP_INBOX"
             let connection = try await NATSConnection.connect(prefixed, logger: testLogger)
             let store = try MessageStore(connection: connection, prefix: uniquePrefix(), createMissingStreams: true)
