@@ -240,6 +240,63 @@ struct SubscriptionTests {
         }
     }
 
+    /// Two workers of one consumer in one process, each remembering the counts it wrote: a
+    /// message that comes back to a worker after the other ran it in between must be read from
+    /// the bucket, not from that memory, so every run's attempt is the number of runs so far.
+    @Test func workersSharingAConsumerCountEveryRunWhicheverRanTheLastOne() async throws {
+        try await withStore { store, _ in
+            try await store.ensureStream("orders")
+            let total = 200
+            let runs = Recorder<(worker: Int, sequence: UInt64, attempt: Int)>()
+            let order = Mutex<[UInt64: Int]>([:])
+            var configuration = Subscription.Configuration()
+            // Long enough for a count sent ahead of the NAK to be stored before the other worker
+            // can read it.
+            configuration.retrySchedule = .fixed(.milliseconds(200))
+            let workers = try (1...2).map { worker in
+                try store.subscription(
+                    to: "orders.>",
+                    consumer: "pair",
+                    handlers: MessageHandlers().handling(OrderPlaced.self) { message in
+                        // Fails its first two runs, by its own count: a wrong attempt number cannot
+                        // change what happens, only what is recorded here.
+                        let run = order.withLock { runs in
+                            runs[message.sequence, default: 0] += 1
+                            return runs[message.sequence]!
+                        }
+                        runs.record((worker, message.sequence, message.attempt))
+                        if run < 3 { throw HandlerFailure() }
+                    },
+                    configuration: configuration
+                )
+            }
+            for index in 1...total {
+                try await store.publish(OrderPlaced(orderId: "\(index)", amount: index), to: "orders.event.\(index)")
+            }
+            try await withRunning(workers[0], workers[1]) {
+                try await runs.wait(forCount: 3 * total, timeout: .seconds(60))
+                try await waitUntil("acknowledged") {
+                    try await store.consumerInfo("pair", category: "orders").numAckPending == 0
+                }
+            }
+            var bySequence: [UInt64: [(worker: Int, attempt: Int)]] = [:]
+            for run in runs.events {
+                bySequence[run.sequence, default: []].append((run.worker, run.attempt))
+            }
+            #expect(bySequence.count == total)
+            for (sequence, seen) in bySequence {
+                #expect(seen.map(\.attempt) == [1, 2, 3], "#\(sequence): \(seen)")
+            }
+            // How often a message came back to a worker after the other one ran it: the case above.
+            let returned = bySequence.values.filter { seen in
+                seen.count == 3 && seen[0].worker == seen[2].worker && seen[1].worker != seen[0].worker
+            }
+            print("workers sharing a consumer: \(returned.count) of \(total) messages went A, B, A")
+            let info = try await store.consumerInfo("pair", category: "orders")
+            #expect(info.numPending == 0)
+        }
+    }
+
     @Test func handlerCanAskForTermination() async throws {
         try await withStore { store, _ in
             try await store.ensureStream("orders")
